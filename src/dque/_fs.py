@@ -1,0 +1,79 @@
+"""Every file-system call the engine makes, in one place.
+
+The engine calls these through the module (``_fs.write(...)``), never by
+importing the names, so a test can replace them with a layer that records
+what reached stable storage and simulates a power cut (see
+``tests/powercut.py``). Plain ``os`` functions are bound by assignment so the
+hot path pays no extra call. Nothing here buffers: a call that returns has
+handed its bytes to the operating system.
+"""
+
+from __future__ import annotations
+
+import os
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
+
+# write(fd, data) -> count: append data at the end of the file.
+write = os.write
+# truncate(fd, size): cut the file back to size bytes.
+truncate = os.ftruncate
+# datasync(fd): put the file's data (and its length) on stable storage.
+datasync = os.fdatasync
+dup = os.dup
+close = os.close
+unlink = os.unlink
+rename = os.replace
+listdir = os.listdir
+
+
+def open_append(path: str) -> int:
+    """Open (creating if needed) ``path`` for appending; returns the fd."""
+    return os.open(path, _APPEND_FLAGS, 0o644)
+
+
+def read_file(path: str) -> bytes:
+    """The whole content of ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def sync_dir(path: str) -> None:
+    """Make the directory's entries (created, renamed, removed files) durable."""
+    _fsync_dir(path)
+
+
+def write_file_durably(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: temp file, fsync, rename, directory fsync.
+
+    One durable step as far as a fault-injection layer is concerned: it calls
+    ``os`` directly, not the hooks above.
+    """
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | _NOFOLLOW, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path))
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,137 @@
+"""One segment file: its counts, its write handle and, for the head, its unread items.
+
+A segment holds up to ``segment_size`` item records plus one delete marker
+per item taken from it. Only the head segment keeps its unread payloads in
+memory (``pending``); the tail only keeps a write handle and counts; the
+segments in between are just numbers until they become the head.
+
+Methods here do I/O for one file and keep no locks: the queue calls them
+with its mutex held.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from . import _fs
+from ._format import Damage, scan
+
+SUFFIX = ".seg"
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def segment_path(qdir: str, number: int) -> str:
+    return os.path.join(qdir, f"{number:013d}{SUFFIX}")
+
+
+def segment_numbers_on_disk(qdir: str) -> list[int]:
+    """Sorted numbers of the segment files in ``qdir``."""
+    numbers = []
+    for name in _fs.listdir(qdir):
+        stem, dot, ext = name.partition(".")
+        if dot and "." + ext == SUFFIX and stem.isdigit() and stem.isascii():
+            numbers.append(int(stem))
+    numbers.sort()
+    return numbers
+
+
+class Segment:
+    __slots__ = ("number", "path", "fd", "added", "removed", "size", "pending", "dirty", "damage")
+
+    def __init__(self, qdir: str, number: int) -> None:
+        self.number = number
+        self.path = segment_path(qdir, number)
+        self.fd = -1  # append handle, opened on first write
+        self.added = 0  # item records in the file
+        self.removed = 0  # delete markers in the file
+        self.size = 0  # bytes of good records; appends go here
+        self.pending: deque[bytes] = deque()  # unread payloads (head segment only)
+        self.dirty = False  # written since its last datasync
+        self.damage: Damage | None = None  # not appendable; reported when the reader reaches it
+
+    @classmethod
+    def create(cls, qdir: str, number: int) -> Segment:
+        """A new empty segment file (the caller makes the directory entry durable)."""
+        seg = cls(qdir, number)
+        seg.fd = _fs.open_append(seg.path)
+        _fs.truncate(seg.fd, 0)  # a leftover of the same name would be stale
+        return seg
+
+    @classmethod
+    def missing(cls, qdir: str, first: int, last: int) -> Segment:
+        """A stand-in for segment files ``first..last`` that are not on disk."""
+        seg = cls(qdir, last)
+        seg.path = segment_path(qdir, first)
+        names = f"{first}" if first == last else f"{first} to {last}"
+        seg.damage = Damage(0, f"segment file(s) {names} missing", torn=False)
+        return seg
+
+    @classmethod
+    def load(cls, qdir: str, number: int, *, last: bool, segment_size: int) -> Segment:
+        """Read a segment file back.
+
+        In the last segment a torn final record is crash debris: the file is cut
+        back to its last good record. Any other damage, or a segment before the
+        last that holds fewer than ``segment_size`` items, is kept in
+        ``damage`` for the reader to report when it gets there.
+        """
+        seg = cls(qdir, number)
+        seg.read_back(last=last, segment_size=segment_size)
+        return seg
+
+    def read_back(self, *, last: bool, segment_size: int) -> None:
+        found = scan(_fs.read_file(self.path))
+        self.added, self.removed, self.size = found.added, found.removed, found.end
+        self.pending = deque(found.payloads)
+        damage = found.damage
+        if damage is not None and damage.torn and last:
+            self.open()
+            _fs.truncate(self.fd, found.end)
+            _fs.datasync(self.fd)
+            damage = None
+        elif damage is None and not last and found.added < segment_size:
+            damage = Damage(found.end, f"ends after {found.added} of {segment_size} items", torn=False)
+        self.damage = damage
+
+    def open(self) -> None:
+        if self.fd < 0:
+            self.fd = _fs.open_append(self.path)
+
+    def append(self, data: bytes) -> None:
+        """Append ``data`` with one write; on failure the file is cut back and nothing changed."""
+        if self.fd < 0:
+            self.open()
+        try:
+            written = _fs.write(self.fd, data)
+        except BaseException:
+            self.cut_back()
+            raise
+        if written != len(data):
+            self.finish_write(data, written)
+        self.size += len(data)
+        self.dirty = True
+
+    def finish_write(self, data: bytes, written: int) -> None:
+        """Complete a short write of ``data``, or cut the file back and raise."""
+        try:
+            while written < len(data):
+                more = _fs.write(self.fd, data[written:])
+                if more <= 0:
+                    raise OSError(f"could not append to {self.path}")
+                written += more
+        except BaseException:
+            self.cut_back()
+            raise
+
+    def cut_back(self) -> None:
+        """Drop whatever a failed write left after the last good record."""
+        try:
+            _fs.truncate(self.fd, self.size)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            _fs.close(fd)

@@ -1,0 +1,76 @@
+"""The exceptions dque raises: one small hierarchy under :class:`DQueError`.
+
+Every exception here survives a pickle round trip (its ``args`` are its
+constructor's arguments), because ``ProcessSafeDQue`` ships them from the
+owner process back to the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+
+__all__ = [
+    "DQueError",
+    "Empty",
+    "Full",
+    "LockedError",
+    "CorruptedError",
+    "ClosedError",
+    "SerializationError",
+    "ConfigError",
+]
+
+
+class DQueError(Exception):
+    """Base class of every error dque raises on purpose."""
+
+
+class Empty(DQueError, queue.Empty):
+    """Raised by a non-blocking (or timed-out) take from an empty queue."""
+
+
+class Full(DQueError, queue.Full):
+    """Raised by a non-blocking (or timed-out) put to a queue at its ``maxsize``."""
+
+
+class LockedError(DQueError):
+    """The queue is open elsewhere: in another process or another handle of this one."""
+
+
+class ClosedError(DQueError):
+    """The queue handle was closed; also raised in callers blocked when it closed."""
+
+
+class SerializationError(DQueError):
+    """An item could not be serialized (on put) or deserialized (on take).
+
+    The queue is unchanged: nothing was written, nothing was removed.
+    """
+
+
+class ConfigError(DQueError, ValueError):
+    """The queue on disk does not match what the caller asked for.
+
+    Raised when opening with another serializer than the queue was created
+    with, or when the queue's config file is missing, unreadable or of an
+    unknown format version.
+    """
+
+
+class CorruptedError(DQueError):
+    """A segment file holds damage that is not a torn last write.
+
+    ``path`` names the file and ``offset`` the byte where the damage starts.
+    The damaged segment has been moved aside (renamed to ``*.corrupt``) and
+    the rest of the queue stays readable.
+    """
+
+    def __init__(self, path: str, offset: int, reason: str = "") -> None:
+        super().__init__(path, offset, reason)
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+    def __str__(self) -> str:
+        text = f"corrupted segment {self.path} at byte {self.offset}"
+        return f"{text}: {self.reason}" if self.reason else text
