@@ -7,6 +7,7 @@
     {'id': 1}
 """
 
+from ._process import ProcessSafeDQue, attach
 from ._queue import DQue
 from ._serializers import BytesSerializer, JsonSerializer, PickleSerializer
 from .errors import (
@@ -17,6 +18,7 @@ from .errors import (
     Empty,
     Full,
     LockedError,
+    OwnerGoneError,
     SerializationError,
 )
 
@@ -26,6 +28,9 @@ new_or_open = DQue.new_or_open
 
 __all__ = [
     "DQue",
+    "ProcessSafeDQue",
+    "attach",
+    "OwnerGoneError",
     "new",
     "open",
     "new_or_open",

@@ -24,7 +24,16 @@ from typing import Any
 from zlib import crc32
 
 from . import _config, _fs
-from ._format import CRC_FIELD, DELETE_MARKER, ITEM_RESTS, MARKER_SIZE, MAX_PAYLOAD, SMALL, item_header_rest
+from ._format import (
+    CRC_FIELD,
+    DELETE_MARKER,
+    ITEM_RESTS,
+    MARKER_SIZE,
+    MAX_PAYLOAD,
+    SMALL,
+    encode_item,
+    item_header_rest,
+)
 from ._lock import DirLock
 from ._segment import CORRUPT_SUFFIX, Segment, segment_numbers_on_disk
 from ._serializers import PickleSerializer, Serializer, resolve
@@ -388,8 +397,11 @@ class DQue:
         if self._waiting_peekers:
             self._peekable.notify_all()
 
-    def _take_locked(self, limit: int) -> list[Any]:
-        """Remove and return up to ``limit`` items from the head (at least one, or raise)."""
+    def _take_locked(self, limit: int, raw: bool = False) -> list[Any]:
+        """Remove and return up to ``limit`` items (payload bytes if ``raw``) from the head.
+
+        Takes at least one, or raises Empty/CorruptedError/SerializationError.
+        """
         items: list[Any] = []
         while len(items) < limit:
             head = self._head
@@ -405,7 +417,7 @@ class DQue:
             taken: list[Any] = []
             try:
                 for i in range(count):
-                    taken.append(loads(pending[i]))
+                    taken.append(pending[i] if raw else loads(pending[i]))
             except Exception as exc:
                 if not taken and not items:
                     raise SerializationError(f"cannot deserialize the item at the head of {self.path}: {exc!r}") from exc
@@ -766,11 +778,85 @@ class DQue:
                 self._all_tasks_done.wait()
                 self._check_open()
 
+    def _join_for(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for join(); True when all tasks are done."""
+        with self._mutex:
+            self._check_open()
+            if self._unfinished_tasks:
+                self._all_tasks_done.wait(timeout)
+                self._check_open()
+            return not self._unfinished_tasks
+
     def segment_numbers(self) -> tuple[int, int]:
         """``(first, last)``: the numbers of the head and tail segment files."""
         with self._mutex:
             self._check_open()
             return self._head.number, self._tail.number
+
+    # ------------------------------------------------- serialized items (for ProcessSafeDQue)
+    # The owner process stores and returns payload bytes; its clients serialize.
+
+    def _put_payloads(self, payloads: list[bytes], block: bool = False, timeout: float | None = None) -> None:
+        """Like ``put``/``enqueue_many`` for already serialized items: all or nothing."""
+        if block:
+            _check_timeout(timeout)
+        records = []
+        for payload in payloads:
+            if type(payload) is not bytes:
+                raise TypeError(f"payloads must be bytes, not {type(payload).__name__}")
+            if len(payload) > MAX_PAYLOAD:
+                raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
+            records.append(encode_item(payload))
+        if not records:
+            self._check_open()
+            return
+        count = len(records)
+
+        def room() -> bool:
+            return self.maxsize <= 0 or self._size + count <= self.maxsize or (count > self.maxsize and not self._size)
+
+        with self._mutex:
+            self._check_open()
+            if not room():
+                if not block:
+                    raise Full
+                self._wait_locked(self._not_full, room, timeout, "_waiting_putters", Full)
+            self._append_locked(records, payloads)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+
+    def _take_payloads(self, max_items: int, block: bool = False, timeout: float | None = None) -> list[bytes]:
+        """Remove up to ``max_items`` payloads; [] when empty and not blocking; Empty on timeout."""
+        _check_int(max_items, "max_items", 1)
+        if block:
+            _check_timeout(timeout)
+        with self._mutex:
+            self._check_open()
+            if block:
+                self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
+            elif not self._has_item():
+                return []
+            payloads = self._take_locked(max_items, raw=True)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+        return payloads
+
+    def _peek_payload(self, block: bool = False, timeout: float | None = None) -> bytes:
+        """The head payload, not removed; Empty if none (after waiting, if ``block``)."""
+        if block:
+            _check_timeout(timeout)
+        with self._mutex:
+            self._check_open()
+            if block:
+                self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
+            head = self._head
+            if not head.pending:
+                if head.damage is not None:
+                    self._quarantine_head_locked()
+                raise Empty
+            return head.pending[0]
 
     # ------------------------------------------------------------------ turbo
 

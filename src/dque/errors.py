@@ -18,6 +18,7 @@ __all__ = [
     "ClosedError",
     "SerializationError",
     "ConfigError",
+    "OwnerGoneError",
 ]
 
 
@@ -74,3 +75,7 @@ class CorruptedError(DQueError):
     def __str__(self) -> str:
         text = f"corrupted segment {self.path} at byte {self.offset}"
         return f"{text}: {self.reason}" if self.reason else text
+
+
+class OwnerGoneError(DQueError, ConnectionError):
+    """The owner process of a ``ProcessSafeDQue`` is not there (killed, stopped, never started)."""

@@ -1,0 +1,576 @@
+"""``ProcessSafeDQue``: one owner process holds the queue, every process reaches it through a proxy.
+
+The owner is a ``multiprocessing`` manager server. Its initializer opens the
+queue (taking the directory lock for as long as it lives) and watches its
+parent: when the creating process dies, the owner syncs, releases the lock
+and exits. Every other process, children and strangers alike, connects with
+the address and random authkey the creator writes to ``dque.owner`` (mode
+0600) in the queue directory; a handle pickles to just the queue's path and
+reconnects that way wherever it is unpickled.
+
+Items cross the connection as serialized bytes: clients serialize and
+deserialize, the owner only stores bytes. Blocking calls wait in the owner in
+short slices and give up when their client hangs up, so a killed client never
+takes an item it cannot receive (except within one slice of a reply).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from multiprocessing.managers import BaseManager, BaseProxy, Server
+from multiprocessing.managers import RemoteError as _RemoteError
+from typing import Any
+
+from . import _config
+from ._lock import DirLock
+from ._queue import DQue, _check_int, _check_timeout, _queue_dir
+from ._serializers import Serializer, resolve
+from .errors import ClosedError, Empty, Full, LockedError, OwnerGoneError, SerializationError
+
+OWNER_FILE = "dque.owner"
+_SLICE = 0.2  # seconds an owner thread waits before checking that its client is still there
+
+
+# ------------------------------------------------------------------ owner side
+
+_client = threading.local()  # in the owner: the connection of the client this thread serves
+
+
+class _OwnerServer(Server):
+    def serve_client(self, conn: Any) -> None:
+        _client.conn = conn
+        super().serve_client(conn)
+
+
+def _client_gone() -> bool:
+    conn = getattr(_client, "conn", None)
+    try:
+        # A client waiting for our reply sends nothing: readable means it hung up.
+        return conn is not None and conn.poll()
+    except (OSError, EOFError):
+        return True
+
+
+class _Owner:
+    """What the owner serves: the open DQue, spoken to in payload bytes."""
+
+    def __init__(self) -> None:
+        self.queue: DQue | None = None
+        self.error: BaseException | None = None
+        self.serializer: Serializer | None = None
+
+    def check(self) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        q = self._q()
+        return {"serializer": self.serializer, "name": q.name, "path": q.path, "segment_size": q.segment_size}
+
+    def _q(self) -> DQue:
+        if self.queue is None:
+            raise OwnerGoneError("the owner has no open queue")
+        return self.queue
+
+    def _sliced(self, call: Any, block: bool, timeout: float | None) -> Any:
+        """``call(block, timeout)``, waiting in slices while the client is still connected."""
+        if not block:
+            return call(False, None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
+            try:
+                return call(True, wait)
+            except (Empty, Full):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if _client_gone():
+                    raise
+
+    def put(self, payloads: list[bytes], block: bool, timeout: float | None) -> None:
+        q = self._q()
+        self._sliced(lambda b, t: q._put_payloads(payloads, b, t), block, timeout)
+
+    def take(self, max_items: int, block: bool, timeout: float | None) -> list[bytes]:
+        q = self._q()
+        return self._sliced(lambda b, t: q._take_payloads(max_items, b, t), block, timeout)
+
+    def peek(self, block: bool, timeout: float | None) -> bytes:
+        q = self._q()
+        return self._sliced(lambda b, t: q._peek_payload(b, t), block, timeout)
+
+    def join(self) -> None:
+        q = self._q()
+        while not q._join_for(_SLICE):
+            if _client_gone():
+                return
+
+    def get_maxsize(self) -> int:
+        return self._q().maxsize
+
+    def set_maxsize(self, value: int) -> None:
+        self._q().maxsize = _check_int(value, "maxsize", 0)
+
+    def get_turbo(self) -> bool:
+        return self._q().turbo
+
+    def call(self, name: str, *args: Any) -> Any:
+        if name not in _PLAIN_CALLS:
+            raise AttributeError(name)
+        return getattr(self._q(), name)(*args)
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
+
+
+_PLAIN_CALLS = frozenset(
+    {"size", "full", "empty", "segment_numbers", "turbo_on", "turbo_off", "turbo_sync", "task_done"}
+)
+_OWNER = _Owner()
+
+
+def _served() -> _Owner:
+    return _OWNER
+
+
+def _owner_init(name: str, dirpath: str, options: dict[str, Any]) -> None:
+    """Runs in the owner process before it serves: open the queue, watch the parent."""
+    try:
+        _OWNER.queue = DQue.new_or_open(name, dirpath, **options)
+        given = options.get("serializer")
+        _OWNER.serializer = given if given is not None and not isinstance(given, str) else _OWNER.queue.serializer_name
+    except BaseException as exc:  # reported to the creator by check()
+        _OWNER.error = exc
+    threading.Thread(target=_exit_with_parent, name="dque-owner-watchdog", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+    try:
+        _OWNER.close()  # sync and release the lock
+    finally:
+        os._exit(0)
+
+
+# ------------------------------------------------------------------ client side
+
+
+class _QueueProxy(BaseProxy):
+    _exposed_ = (
+        "check", "put", "take", "peek", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
+    )
+
+    def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
+        # BaseProxy._callmethod, with a lost connection reported as OwnerGoneError.
+        try:
+            conn = self._tls.connection
+        except AttributeError:
+            try:
+                self._connect()
+            except (OSError, EOFError) as exc:
+                raise OwnerGoneError(f"cannot reach the owner at {self._token.address!r}: {exc}") from None
+            conn = self._tls.connection
+        try:
+            conn.send((self._id, methodname, args, kwds or {}))
+            kind, result = conn.recv()
+        except (OSError, EOFError) as exc:
+            try:
+                conn.close()
+            finally:
+                del self._tls.connection
+            raise OwnerGoneError(f"lost the owner of the queue: {exc!r}") from None
+        if kind == "#RETURN":
+            return result
+        if kind == "#ERROR":
+            raise result
+        raise _RemoteError(result)
+
+    def _disconnect(self) -> None:
+        conn = getattr(self._tls, "connection", None)
+        if conn is not None:
+            del self._tls.connection
+            conn.close()
+
+
+class DQueManager(BaseManager):
+    """The manager whose server is a queue's owner process."""
+
+    _Server = _OwnerServer
+
+
+DQueManager.register("queue", callable=_served, proxytype=_QueueProxy)
+
+
+def _abstract_address() -> str:
+    # Linux abstract socket: no file to leave behind when the owner is killed.
+    return f"\0dque-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _write_owner_file(qdir: str, info: dict[str, Any]) -> None:
+    path = os.path.join(qdir, OWNER_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, json.dumps(info).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _read_owner_file(qdir: str) -> dict[str, Any]:
+    try:
+        fd = os.open(os.path.join(qdir, OWNER_FILE), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if not _config.exists(qdir):
+            raise FileNotFoundError(f"no queue at {qdir}") from None
+        raise OwnerGoneError(f"no owner process is serving queue {qdir}") from None
+    try:
+        return json.loads(os.read(fd, 1 << 16))
+    except ValueError as exc:
+        raise OwnerGoneError(f"unreadable owner file in {qdir}: {exc}") from None
+    finally:
+        os.close(fd)
+
+
+class ProcessSafeDQue:
+    """A durable queue shared by many processes through one owner process.
+
+    Creating one starts the owner, which opens the queue ``dirpath/name``
+    (new-or-open) and holds its lock for as long as it runs. The handle
+    offers the whole DQue API with the same semantics and exception types,
+    is picklable (to Pool workers, ``Process`` targets, under every start
+    method), and is safe to use from many threads.
+
+    ``close()`` on the creating handle syncs, releases the lock and stops the
+    owner; on any other handle it only disconnects. If the owner dies, every
+    call (including one blocked waiting) raises OwnerGoneError.
+
+    ``if_locked="attach"`` attaches to a live owner instead of raising
+    LockedError when the queue is already held by one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        dirpath: str | os.PathLike[str],
+        segment_size: int | None = None,
+        turbo: bool = False,
+        serializer: str | Serializer | None = None,
+        maxsize: int | None = None,
+        *,
+        context: str | Any | None = None,
+        if_locked: str = "raise",
+    ) -> None:
+        qdir = _queue_dir(name, dirpath)
+        if segment_size is not None:
+            _check_int(segment_size, "segment_size", 1)
+        if maxsize is not None:
+            _check_int(maxsize, "maxsize", 0)
+        resolve(serializer)
+        if if_locked not in ("raise", "attach"):
+            raise ValueError("if_locked must be 'raise' or 'attach'")
+        self._closed = True
+        try:
+            self._start_owner(name, os.fspath(dirpath), qdir, segment_size, bool(turbo), serializer, maxsize, context)
+        except LockedError:
+            if if_locked == "raise":
+                raise
+            self._connect(qdir, wait=5.0)
+
+    def _start_owner(
+        self,
+        name: str,
+        dirpath: str,
+        qdir: str,
+        segment_size: int | None,
+        turbo: bool,
+        serializer: Any,
+        maxsize: int | None,
+        context: Any,
+    ) -> None:
+        if _config.exists(qdir):  # refuse at once if someone holds it, before starting a process
+            probe = DirLock(qdir)
+            probe.acquire()
+            probe.release()
+        ctx = multiprocessing.get_context(context) if context is None or isinstance(context, str) else context
+        authkey = os.urandom(32)
+        address = _abstract_address()
+        manager = DQueManager(address=address, authkey=authkey, ctx=ctx)
+        options = {"segment_size": segment_size, "turbo": turbo, "serializer": serializer, "maxsize": maxsize}
+        manager.start(_owner_init, (name, dirpath, options))
+        try:
+            proxy = manager.queue()
+            info = proxy._callmethod("check")
+            token = secrets.token_hex(8)
+            _write_owner_file(
+                qdir,
+                {"address": address, "authkey": authkey.hex(), "pid": manager._process.pid, "token": token},
+            )
+        except BaseException:
+            manager.shutdown()
+            raise
+        self._setup(qdir, proxy, info, token, manager)
+
+    def _connect(self, qdir: str, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                owner = _read_owner_file(qdir)
+                manager = DQueManager(address=owner["address"], authkey=bytes.fromhex(owner["authkey"]))
+                try:
+                    manager.connect()
+                    proxy = manager.queue()
+                except (OSError, EOFError) as exc:
+                    raise OwnerGoneError(f"the owner of queue {qdir} is gone: {exc}") from None
+                info = proxy._callmethod("check")
+                break
+            except OwnerGoneError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+        self._setup(qdir, proxy, info, owner["token"], None)
+
+    def _setup(self, qdir: str, proxy: _QueueProxy, info: dict[str, Any], token: str, manager: Any) -> None:
+        self.path = qdir
+        self.dirpath, self.name = os.path.split(qdir)
+        self.segment_size: int = info["segment_size"]
+        _, ser = resolve(info["serializer"])
+        self._dumps = ser.dumps
+        self._loads = ser.loads
+        self._proxy = proxy
+        self._token = token
+        self._manager = manager  # set on the creating handle only
+        self._pid = os.getpid()
+        self._closed = False
+        self._finalizer = None
+        if manager is not None:
+            self._finalizer = weakref.finalize(self, _stop_owner, proxy, manager, qdir)
+
+    # ---------------------------------------------------------- plumbing
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if self._closed:
+            raise ClosedError(f"queue handle {self.path} is closed")
+        return self._proxy._callmethod(method, args)
+
+    def _serialize(self, item: Any) -> bytes:
+        try:
+            payload = self._dumps(item)
+        except Exception as exc:
+            raise SerializationError(f"cannot serialize {type(item).__name__} item: {exc!r}") from exc
+        if not isinstance(payload, bytes):
+            if not isinstance(payload, (bytearray, memoryview)):
+                raise SerializationError(f"serializer returned {type(payload).__name__}, not bytes")
+            payload = bytes(payload)
+        return payload
+
+    def _deserialize(self, payload: bytes) -> Any:
+        try:
+            return self._loads(payload)
+        except Exception as exc:
+            err = SerializationError(f"cannot deserialize an item taken from {self.path}: {exc!r}")
+            err.payload = payload  # the item's bytes: it has left the queue
+            raise err from exc
+
+    def __reduce__(self) -> tuple:
+        return (_reattach, (self.path,))
+
+    # ---------------------------------------------------------- the API
+
+    def enqueue(self, item: Any) -> None:
+        """Add ``item`` without blocking; Full at ``maxsize``. Durable on return in safe mode."""
+        payload = self._serialize(item)
+        self._call("put", [payload], False, None)
+
+    def enqueue_many(self, items: Iterable[Any]) -> None:
+        """Add all ``items``, in order, all or nothing; one round trip and one sync."""
+        if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+            raise TypeError("enqueue_many takes an iterable of items")
+        payloads = [self._serialize(item) for item in items]
+        self._call("put", payloads, False, None)
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """``queue.Queue.put``: waits for room while at ``maxsize`` (Full on timeout or if not ``block``)."""
+        if block:
+            _check_timeout(timeout)
+        self._call("put", [self._serialize(item)], bool(block), timeout)
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, block=False)
+
+    def dequeue(self) -> Any:
+        """Remove and return the head item without blocking; Empty if none."""
+        payloads = self._call("take", 1, False, None)
+        if not payloads:
+            raise Empty
+        return self._deserialize(payloads[0])
+
+    def dequeue_many(self, max_items: int) -> list[Any]:
+        """Remove and return up to ``max_items`` items (maybe none); one round trip and one sync."""
+        _check_int(max_items, "max_items", 0)
+        if max_items == 0:
+            self._call("call", "size")
+            return []
+        return [self._deserialize(p) for p in self._call("take", max_items, False, None)]
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """``queue.Queue.get``: waits up to ``timeout`` (None: forever) if ``block``; Empty if none."""
+        if not block:
+            return self.dequeue()
+        _check_timeout(timeout)
+        return self._deserialize(self._call("take", 1, True, timeout)[0])
+
+    def get_nowait(self) -> Any:
+        return self.dequeue()
+
+    def dequeue_block(self, timeout: float | None = None) -> Any:
+        """Remove and return the head item, waiting up to ``timeout`` seconds; Empty on timeout."""
+        return self.get(True, timeout)
+
+    def peek(self) -> Any:
+        """The head item, not removed; Empty if none."""
+        return self._deserialize(self._call("peek", False, None))
+
+    def peek_block(self, timeout: float | None = None) -> Any:
+        """The head item, not removed, waiting up to ``timeout`` seconds; Empty on timeout."""
+        _check_timeout(timeout)
+        return self._deserialize(self._call("peek", True, timeout))
+
+    def size(self) -> int:
+        """The number of items in the queue."""
+        return self._call("call", "size")
+
+    qsize = size
+
+    def __len__(self) -> int:
+        return self.size()
+
+    def empty(self) -> bool:
+        return self._call("call", "empty")
+
+    def full(self) -> bool:
+        return self._call("call", "full")
+
+    @property
+    def maxsize(self) -> int:
+        return self._call("get_maxsize")
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:
+        self._call("set_maxsize", value)
+
+    def task_done(self) -> None:
+        """Mark one taken item as processed; ValueError if called too often."""
+        self._call("call", "task_done")
+
+    def join(self) -> None:
+        """Block until every item put has been taken and marked done, by any process."""
+        self._call("join")
+
+    def segment_numbers(self) -> tuple[int, int]:
+        return tuple(self._call("call", "segment_numbers"))
+
+    @property
+    def turbo(self) -> bool:
+        return self._call("get_turbo")
+
+    def turbo_on(self, max_delay: float | None = None) -> None:
+        self._call("call", "turbo_on", max_delay)
+
+    def turbo_off(self) -> None:
+        self._call("call", "turbo_off")
+
+    def turbo_sync(self) -> None:
+        self._call("call", "turbo_sync")
+
+    @property
+    def is_owner(self) -> bool:
+        """True on the handle that created the owner (in the process that created it)."""
+        return self._manager is not None and self._pid == os.getpid()
+
+    def close(self) -> None:
+        """Creating handle: sync, release the lock, stop the owner. Others: disconnect. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.is_owner and self._finalizer is not None:
+            self._finalizer()
+        else:
+            self._proxy._disconnect()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> ProcessSafeDQue:
+        if self._closed:
+            raise ClosedError(f"queue handle {self.path} is closed")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        role = "owner" if self.is_owner else "client"
+        return f"<ProcessSafeDQue {getattr(self, 'path', '?')!r} {role}{' closed' if self._closed else ''}>"
+
+
+def _stop_owner(proxy: _QueueProxy, manager: Any, qdir: str) -> None:
+    try:
+        proxy._callmethod("close")
+    except Exception:
+        pass
+    try:
+        path = os.path.join(qdir, OWNER_FILE)
+        with open(path) as f:
+            if json.load(f).get("pid") == manager._process.pid:
+                os.unlink(path)
+    except (OSError, ValueError):
+        pass
+    manager.shutdown()
+
+
+_attached: dict[tuple[int, str], ProcessSafeDQue] = {}
+_attached_lock = threading.Lock()
+
+
+def _reattach(qdir: str) -> ProcessSafeDQue:
+    """Unpickle a handle: reuse this process's connection to the queue's owner, or make one."""
+    key = (os.getpid(), qdir)
+    with _attached_lock:
+        handle = _attached.get(key)
+        if handle is None or handle._closed:
+            handle = ProcessSafeDQue.__new__(ProcessSafeDQue)
+            handle._closed = True
+            handle._connect(qdir)
+            _attached[key] = handle
+        return handle
+
+
+def attach(name: str, dirpath: str | os.PathLike[str], *, create: bool = False, **options: Any) -> ProcessSafeDQue:
+    """Connect to the owner already serving queue ``dirpath/name``, from any process of the same user.
+
+    Raises OwnerGoneError if no owner is running (FileNotFoundError if there
+    is no queue at all), unless ``create`` is true: then a new owner is
+    started with ``options`` (the ProcessSafeDQue arguments) and returned.
+    """
+    qdir = _queue_dir(name, dirpath)
+    handle = ProcessSafeDQue.__new__(ProcessSafeDQue)
+    handle._closed = True
+    try:
+        handle._connect(qdir)
+    except (OwnerGoneError, FileNotFoundError):
+        if not create:
+            raise
+        return ProcessSafeDQue(name, dirpath, if_locked="attach", **options)
+    return handle
