@@ -25,7 +25,10 @@ def test_new_open_roundtrip(qdir):
         assert q.segment_size == 3
         assert q.size() == 6
         assert q.segment_numbers() == (2, 4)
-        assert [q.dequeue()["id"] for _ in range(6)] == [4, 5, 6, 7, 8, 9]
+        assert [q.dequeue()["id"] for _ in range(5)] == [4, 5, 6, 7, 8]
+        q.enqueue({"id": 10})  # appends to the reopened tail
+    with dque.open("jobs", qdir) as q:
+        assert [q.dequeue()["id"] for _ in range(2)] == [9, 10]
         with pytest.raises(dque.Empty):
             q.dequeue()
         with pytest.raises(dque.Empty):

@@ -114,20 +114,23 @@ def scan(data: bytes) -> Scan:
             out.damage = Damage(pos, "incomplete record header", torn=True)
             break
         crc, length, rtype, zero, hcrc = unpack(data, pos)
-        if zero or (rtype != ITEM and rtype != DELETE) or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
-            torn = not any(data[pos:])
-            out.damage = Damage(pos, "bad record header", torn=torn)
-            break
         end = pos + HEADER_SIZE + length
-        if end > size:
-            out.damage = Damage(pos, "record runs past the end of the file", torn=True)
-            break
-        if crc != crc32(data[pos + 4 : end]):
-            out.damage = Damage(pos, "record checksum mismatch", torn=end == size)
+        # A good CRC covers the header too; only a bad record needs a closer look.
+        if end > size or crc != crc32(data[pos + 4 : end]):
+            if zero or (rtype != ITEM and rtype != DELETE) or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
+                torn = not any(data[pos:])
+                out.damage = Damage(pos, "bad record header", torn=torn)
+            elif end > size:
+                out.damage = Damage(pos, "record runs past the end of the file", torn=True)
+            else:
+                out.damage = Damage(pos, "record checksum mismatch", torn=end == size)
             break
         if rtype == ITEM:
             items.append(data[pos + HEADER_SIZE : end])
         else:
+            if rtype != DELETE or zero or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
+                out.damage = Damage(pos, "bad record header", torn=False)
+                break
             if length:
                 out.damage = Damage(pos, "delete marker with a payload", torn=False)
                 break

@@ -289,6 +289,7 @@ class DQue:
             numbers.append(last + 1)
             tail = Segment.create(qdir, last + 1)
             _fs.sync_dir(qdir)
+        tail.open()
         self._tail = tail
         if len(numbers) == 1:
             self._head = tail
@@ -571,30 +572,49 @@ class DQue:
         """
         if self._closed:
             self._check_open()
-        payload, record = self._serialize(item)
+        # _serialize(), inlined for the common case (pickle, small item): a call costs 3% here.
+        if self._dumps is None:
+            try:
+                payload = _pickle_dumps(item, _PROTOCOL)
+            except Exception:
+                payload, record = self._serialize(item)  # raises SerializationError
+            n = len(payload)
+            if n < SMALL:
+                rest, rest_crc = ITEM_RESTS[n] or item_header_rest(n)
+                record = CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
+            else:
+                payload, record = self._serialize(item)
+        else:
+            payload, record = self._serialize(item)
         with self._mutex:
             if self._closed:
                 self._check_open()
-            if 0 < self.maxsize <= self._size:
+            if self.maxsize > 0 and self._size >= self.maxsize:
                 raise Full
             tail = self._tail
-            if tail.added < self.segment_size and tail is not self._head and not self._waiting_takers + self._waiting_peekers:
-                # The common case, inlined: one write to the open tail, nobody waiting.
-                try:
-                    written = _fs.write(tail.fd, record)
-                except BaseException:
-                    tail.cut_back()
-                    raise
-                if written != len(record):
-                    tail.finish_write(record, written)
-                tail.size += len(record)
-                tail.dirty = True
-                tail.added += 1
-                self._size += 1
-                self._unfinished_tasks += 1
-                self._write_seq += 1
-            else:
-                self._append_locked([record], [payload])
+            if tail.added >= self.segment_size:
+                self._roll_locked()
+                tail = self._tail
+            # Segment.append(), inlined.
+            try:
+                written = _fs.write(tail.fd, record)
+            except BaseException:
+                tail.cut_back()
+                raise
+            if written != len(record):
+                tail.finish_write(record, written)
+            tail.size += len(record)
+            tail.dirty = True
+            tail.added += 1
+            if tail is self._head:
+                tail.pending.append(payload)
+            self._size += 1
+            self._unfinished_tasks += 1
+            self._write_seq += 1
+            if self._waiting_takers:
+                self._not_empty.notify()
+            if self._waiting_peekers:
+                self._peekable.notify_all()
             seq, turbo = self._write_seq, self._turbo
         if not turbo:
             self._sync(seq)
