@@ -366,7 +366,7 @@ def test_record_layout():
     assert rec[4:8] == (3).to_bytes(4, "little") and rec[8] == _format.ITEM and rec[9] == 0
     assert len(_format.DELETE_MARKER) == _format.HEADER_SIZE and _format.DELETE_MARKER[8] == _format.DELETE
     found = _format.scan(rec + _format.encode_item(b"de") + _format.DELETE_MARKER)
-    assert (found.added, found.removed, found.payloads, found.damage) == (2, 1, [b"de"], None)
+    assert (found.added, found.removed, found.items, found.damage) == (2, 1, [(1, b"de")], None)
 
 
 def test_scan_excess_marker_is_damage():

@@ -7,6 +7,7 @@
     {'id': 1}
 """
 
+from ._lease import Lease
 from ._process import ProcessSafeDQue, attach
 from ._queue import DQue
 from ._serializers import BytesSerializer, JsonSerializer, PickleSerializer
@@ -17,6 +18,7 @@ from .errors import (
     DQueError,
     Empty,
     Full,
+    LeaseError,
     LockedError,
     OwnerGoneError,
     SerializationError,
@@ -31,6 +33,8 @@ __all__ = [
     "ProcessSafeDQue",
     "attach",
     "OwnerGoneError",
+    "LeaseError",
+    "Lease",
     "new",
     "open",
     "new_or_open",

@@ -23,6 +23,7 @@ class Config:
     segment_size: int
     serializer: str
     maxsize: int = 0
+    max_deliveries: int = 0
     format: int = FORMAT_VERSION
 
 
@@ -43,6 +44,7 @@ def read(qdir: str) -> Config:
             segment_size=raw["segment_size"],
             serializer=raw["serializer"],
             maxsize=raw.get("maxsize", 0),
+            max_deliveries=raw.get("max_deliveries", 0),
             format=raw["format"],
         )
     except FileNotFoundError:

@@ -5,7 +5,7 @@ A record is a 12-byte header and a payload::
 
     crc    u32 LE   CRC-32 (zlib) of bytes 4..12 of the header followed by the payload
     length u32 LE   payload length in bytes
-    type   u8       1 = item, 2 = delete marker
+    type   u8       1 = item, 2 = delete marker, 3 = lease, 4 = ack
     zero   u8       always 0
     hcrc   u16 LE   low 16 bits of CRC-32 of bytes 4..10 (length, type, zero)
 
@@ -20,8 +20,10 @@ import struct
 from zlib import crc32
 
 HEADER_SIZE = 12
-ITEM = 1
-DELETE = 2
+ITEM = 1  # payload: the serialized item
+DELETE = 2  # no payload: deletes the segment's lowest-numbered live item
+LEASE = 3  # payload: u32 item index; that item was handed out under a lease
+ACK = 4  # payload: u32 item index; deletes that item
 MAX_PAYLOAD = 0xFFFF_FFFF
 
 _HEAD = struct.Struct("<IBB")  # length, type, zero
@@ -64,6 +66,29 @@ def _marker() -> bytes:
 
 DELETE_MARKER = _marker()
 MARKER_SIZE = len(DELETE_MARKER)
+_INDEX_RESTS = {rtype: (rest, crc32(rest)) for rtype in (LEASE, ACK) for rest in [_header_rest(4, rtype)]}
+
+
+def encode_index_record(rtype: int, index: int) -> bytes:
+    """A LEASE or ACK record naming item ``index`` of its segment."""
+    rest, rest_crc = _INDEX_RESTS[rtype]
+    payload = index.to_bytes(4, "little")
+    return CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
+
+
+def ends_with_marker(tail: bytes) -> bool:
+    """True if ``tail`` (a file's last bytes) ends with a whole DELETE, LEASE or ACK record.
+
+    A full segment that was never read from ends with an item record; one that
+    was ends with one of these.
+    """
+    if tail.endswith(DELETE_MARKER):
+        return True
+    if len(tail) < HEADER_SIZE + 4:
+        return False
+    record = tail[-(HEADER_SIZE + 4) :]
+    crc, length, rtype, zero, _ = _FULL.unpack_from(record)
+    return length == 4 and rtype in (LEASE, ACK) and not zero and crc == crc32(record[4:])
 
 
 class Damage:
@@ -80,17 +105,20 @@ class Damage:
 class Scan:
     """What a segment file holds, up to the first damage.
 
-    ``payloads`` are the items not yet deleted, oldest first; ``added`` and
-    ``removed`` count item records and delete markers; ``end`` is the offset
-    just past the last good record; ``damage`` is None for a clean file.
+    ``items`` are ``(index, payload)`` of the live items (not deleted), in
+    order; ``added`` counts item records and ``removed`` deletions (DELETE and
+    ACK records); ``deliveries`` maps an item index to its LEASE records;
+    ``end`` is the offset just past the last good record; ``damage`` is None
+    for a clean file.
     """
 
-    __slots__ = ("payloads", "added", "removed", "end", "damage")
+    __slots__ = ("items", "added", "removed", "deliveries", "end", "damage")
 
     def __init__(self) -> None:
-        self.payloads: list[bytes] = []
+        self.items: list[tuple[int, bytes]] = []
         self.added = 0
         self.removed = 0
+        self.deliveries: dict[int, int] = {}
         self.end = 0
         self.damage: Damage | None = None
 
@@ -100,12 +128,14 @@ def scan(data: bytes) -> Scan:
 
     Stops at the first record that does not check out and says whether it
     looks like a torn last write (a prefix of a record, or zeros, running to
-    the end of the data) or like damage (anything followed by more bytes).
-    Never raises on bad input.
+    the end of the data) or like damage (anything followed by more bytes, or
+    a record that contradicts the ones before it). Never raises on bad input.
     """
     out = Scan()
-    items: list[bytes] = []
-    removed = 0
+    payloads: list[bytes] = []
+    low = 0  # every item below this index is deleted
+    acked: set[int] = set()  # items at or above ``low`` deleted by an ACK
+    deliveries = out.deliveries
     pos = 0
     size = len(data)
     unpack = _FULL.unpack_from
@@ -117,7 +147,7 @@ def scan(data: bytes) -> Scan:
         end = pos + HEADER_SIZE + length
         # A good CRC covers the header too; only a bad record needs a closer look.
         if end > size or crc != crc32(data[pos + 4 : end]):
-            if zero or (rtype != ITEM and rtype != DELETE) or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
+            if zero or not ITEM <= rtype <= ACK or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
                 torn = not any(data[pos:])
                 out.damage = Damage(pos, "bad record header", torn=torn)
             elif end > size:
@@ -126,21 +156,34 @@ def scan(data: bytes) -> Scan:
                 out.damage = Damage(pos, "record checksum mismatch", torn=end == size)
             break
         if rtype == ITEM:
-            items.append(data[pos + HEADER_SIZE : end])
-        else:
-            if rtype != DELETE or zero or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
-                out.damage = Damage(pos, "bad record header", torn=False)
-                break
-            if length:
-                out.damage = Damage(pos, "delete marker with a payload", torn=False)
-                break
-            if removed == len(items):
+            payloads.append(data[pos + HEADER_SIZE : end])
+        elif rtype == DELETE and not length:
+            while low in acked:
+                acked.discard(low)
+                low += 1
+            if low >= len(payloads):
                 out.damage = Damage(pos, "delete marker without an item to delete", torn=False)
                 break
-            removed += 1
+            low += 1
+            out.removed += 1
+        elif (rtype == LEASE or rtype == ACK) and length == 4:
+            index = int.from_bytes(data[pos + HEADER_SIZE : end], "little")
+            if index >= len(payloads) or index < low or index in acked:
+                out.damage = Damage(pos, f"{'lease' if rtype == LEASE else 'ack'} of item {index}, which is not live", torn=False)
+                break
+            if rtype == ACK:
+                acked.add(index)
+                out.removed += 1
+            else:
+                deliveries[index] = deliveries.get(index, 0) + 1
+        else:
+            out.damage = Damage(pos, "bad record header", torn=False)
+            break
         pos = end
-    out.added = len(items)
-    out.removed = removed
-    out.payloads = items[removed:]
+    out.added = len(payloads)
+    if acked:
+        out.items = [(i, payloads[i]) for i in range(low, len(payloads)) if i not in acked]
+    else:
+        out.items = list(zip(range(low, len(payloads)), payloads[low:], strict=True))
     out.end = pos
     return out

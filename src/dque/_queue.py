@@ -13,6 +13,7 @@ Lock order: ``_sync_lock`` before ``_mutex``, never the other way.
 
 from __future__ import annotations
 
+import heapq
 import os
 import pickle
 import threading
@@ -25,24 +26,40 @@ from zlib import crc32
 
 from . import _config, _fs
 from ._format import (
+    ACK,
     CRC_FIELD,
     DELETE_MARKER,
+    HEADER_SIZE,
     ITEM_RESTS,
+    LEASE,
     MARKER_SIZE,
     MAX_PAYLOAD,
     SMALL,
+    encode_index_record,
     encode_item,
+    ends_with_marker,
     item_header_rest,
 )
+from ._lease import Lease
 from ._lock import DirLock
-from ._segment import CORRUPT_SUFFIX, Segment, segment_numbers_on_disk
+from ._segment import CORRUPT_SUFFIX, Segment, segment_numbers_on_disk, segment_path
 from ._serializers import PickleSerializer, Serializer, resolve
-from .errors import ClosedError, ConfigError, CorruptedError, Empty, Full, SerializationError
+from .errors import (
+    ClosedError,
+    ConfigError,
+    CorruptedError,
+    Empty,
+    Full,
+    LeaseError,
+    LockedError,
+    SerializationError,
+)
 
 DEFAULT_SEGMENT_SIZE = 1000
 _pickle_dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
+DEAD_LETTER_SUFFIX = ".dead"
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -105,8 +122,13 @@ class DQue:
         turbo: bool = False,
         serializer: str | Serializer | None = None,
         maxsize: int = 0,
+        max_deliveries: int = 0,
     ) -> DQue:
         """Create the queue ``dirpath/name`` (parents too) and open it.
+
+        ``max_deliveries`` (0: no limit) moves an item handed out that many
+        times under a lease without an ack to the dead-letter queue
+        ``dirpath/name.dead`` instead of handing it out again.
 
         Raises FileExistsError if a queue is already there, NotADirectoryError
         if the path is a file, LockedError if another handle holds it.
@@ -114,6 +136,7 @@ class DQue:
         qdir = _queue_dir(name, dirpath)
         _check_int(segment_size, "segment_size", 1)
         _check_int(maxsize, "maxsize", 0)
+        _check_int(max_deliveries, "max_deliveries", 0)
         ser_name, ser = resolve(serializer)
         turbo = bool(turbo)
         _check_is_dir(qdir)
@@ -131,7 +154,9 @@ class DQue:
         try:
             if _config.exists(qdir):
                 raise FileExistsError(f"queue {qdir} already exists")
-            config = _config.Config(segment_size=segment_size, serializer=ser_name, maxsize=maxsize)
+            config = _config.Config(
+                segment_size=segment_size, serializer=ser_name, maxsize=maxsize, max_deliveries=max_deliveries
+            )
             _config.write(qdir, config)
             return cls(qdir, config, ser, lock, turbo)
         except BaseException:
@@ -189,18 +214,21 @@ class DQue:
         turbo: bool = False,
         serializer: str | Serializer | None = None,
         maxsize: int | None = None,
+        max_deliveries: int | None = None,
     ) -> DQue:
         """Open the queue if it exists, else create it.
 
-        ``segment_size`` (default 1000) and ``maxsize`` (default 0) apply when
-        creating; an existing queue keeps its own, and passing different ones
-        warns (``UserWarning``) and is otherwise ignored.
+        ``segment_size`` (default 1000), ``maxsize`` and ``max_deliveries``
+        (default 0) apply when creating; an existing queue keeps its own, and
+        passing different ones warns (``UserWarning``) and is otherwise ignored.
         """
         qdir = _queue_dir(name, dirpath)
         if segment_size is not None:
             _check_int(segment_size, "segment_size", 1)
         if maxsize is not None:
             _check_int(maxsize, "maxsize", 0)
+        if max_deliveries is not None:
+            _check_int(max_deliveries, "max_deliveries", 0)
         resolve(serializer)
         if not _config.exists(qdir):
             try:
@@ -211,12 +239,17 @@ class DQue:
                     turbo=turbo,
                     serializer=serializer,
                     maxsize=0 if maxsize is None else maxsize,
+                    max_deliveries=0 if max_deliveries is None else max_deliveries,
                 )
             except FileExistsError:
                 if not _config.exists(qdir):
                     raise
         q = cls.open(name, dirpath, turbo=turbo, serializer=serializer)
-        for what, asked, kept in (("segment_size", segment_size, q.segment_size), ("maxsize", maxsize, q.maxsize)):
+        for what, asked, kept in (
+            ("segment_size", segment_size, q.segment_size),
+            ("maxsize", maxsize, q.maxsize),
+            ("max_deliveries", max_deliveries, q.max_deliveries),
+        ):
             if asked is not None and asked != kept:
                 import warnings
 
@@ -234,15 +267,20 @@ class DQue:
         self.segment_size = config.segment_size
         self.serializer_name = config.serializer
         self.maxsize = config.maxsize
+        self.max_deliveries = config.max_deliveries
+        self._serializer = serializer
         self._dumps = None if isinstance(serializer, PickleSerializer) else serializer.dumps
         self._loads = serializer.loads
         self._lock = lock
 
         # One mutex guards everything below, and every write to the files.
         # Invariants while it is not held:
-        #   _size == len(_head.pending) + segment_size * len(_middle)
+        #   _size (the ready items) == len(_returned) + len(_head.pending)
+        #            + sum of the live items of the _middle segments
         #            + (0 if _tail is _head else _tail.added - _tail.removed)
         #   _head.pending is empty only if the queue is empty or _head.damage is set.
+        #   seg.out == items of seg in _returned or _leases; a segment before the
+        #   head stays open in _lingering while seg.out > 0.
         self._mutex = threading.Lock()
         # Notified (once per item) when an item is added; dequeue/get wait here.
         self._not_empty = threading.Condition(self._mutex)
@@ -252,6 +290,8 @@ class DQue:
         self._not_full = threading.Condition(self._mutex)
         # Notified (all) when unfinished tasks reach zero; join waits here.
         self._all_tasks_done = threading.Condition(self._mutex)
+        # Notified when a lease with an earlier deadline appears; the expiry thread waits here.
+        self._lease_timer = threading.Condition(self._mutex)
         self._waiting_takers = 0
         self._waiting_peekers = 0
         self._waiting_putters = 0
@@ -269,6 +309,16 @@ class DQue:
         self._syncer_stop = threading.Event()
 
         self._middle: deque[int] = deque()
+        self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
+        self._lingering: dict[int, Segment] = {}
+        self._returned: list[tuple[int, int, bytes, Segment]] = []  # heap of released items
+        self._leases: dict[str, _LeaseState] = {}
+        self._owner_leases: dict[Any, set[str]] = {}
+        self._expiries: list[tuple[float, str]] = []  # heap of (deadline, lease id)
+        self._expirer: threading.Thread | None = None
+        self._lease_prefix = os.urandom(4).hex() + "-"
+        self._lease_count = 0
+        self._unfinished_tasks = 0
         self._load()
         self._unfinished_tasks = self._size
         if turbo:
@@ -296,14 +346,29 @@ class DQue:
         else:
             self._head = Segment.load(qdir, numbers[0], last=False, segment_size=size)
             self._middle.extend(numbers[1:-1])
+        # A segment that was read from before may hold fewer live items than
+        # segment_size: count them. Such segments come first (the head only
+        # moves forward); after a crash one may also follow an untouched one
+        # (its own markers lost, a later segment's kept), and then it ends with
+        # a delete, lease or ack record. Any count still off is corrected when
+        # the segment becomes the head.
+        prefix = True
+        for number in self._middle:
+            if not prefix and not ends_with_marker(_fs.read_end(segment_path(qdir, number), HEADER_SIZE + 4)):
+                continue
+            found = Segment.load(qdir, number, last=False, segment_size=size)
+            found.close()
+            if found.removed or found.deliveries or found.damage:
+                self._middle_live[number] = len(found.pending)
+            else:
+                prefix = False
         head = self._head
-        self._size = len(head.pending) + size * len(self._middle)
+        self._size = len(head.pending) + size * len(self._middle) - sum(
+            size - live for live in self._middle_live.values()
+        )
         if tail is not head:
             self._size += tail.added - tail.removed
-        # A head left fully read by a crash before its file was deleted.
-        while not head.pending and head.damage is None and head.added >= size:
-            self._retire_head_locked(unlink=True)
-            head = self._head
+        self._settle_head_locked()
         if self._dir_dirty:
             _fs.sync_dir(qdir)
             self._dir_dirty = False
@@ -311,43 +376,62 @@ class DQue:
     # --------------------------------------------------------------- internals
 
     def _advance_head_locked(self, old: Segment) -> None:
-        """Make the segment after ``old`` the head (``old`` is already closed)."""
+        """Make the segment after ``old`` the head."""
         if old is self._tail:
             self._head = self._tail = Segment.create(self.path, old.number + 1)
             self._dir_dirty = True
             return
-        nxt = self._middle[0] if self._middle else self._tail.number
-        if nxt != old.number + 1:
-            self._head = Segment.missing(self.path, old.number + 1, nxt - 1)
-            return
+        # Numbers may skip: a segment emptied while an older one lingered is gone.
         if self._middle:
+            nxt = self._middle[0]
             self._middle.popleft()
             seg = Segment.load(self.path, nxt, last=False, segment_size=self.segment_size)
-            self._size += len(seg.pending) - self.segment_size
+            self._recount_locked(len(seg.pending) - self._middle_live.pop(nxt, self.segment_size))
         else:
             seg = self._tail
             counted = seg.added - seg.removed
             seg.read_back(last=False, segment_size=0)
-            self._size += len(seg.pending) - counted
+            self._recount_locked(len(seg.pending) - counted)
             if seg.damage is not None:  # changed under us: stop appending to it
                 self._roll_locked()
         self._head = seg
 
-    def _retire_head_locked(self, unlink: bool) -> None:
-        old = self._head
-        old.close()
-        if unlink:
-            _fs.unlink(old.path)
+    def _recount_locked(self, delta: int) -> None:
+        """Correct the counts when a segment turns out to hold ``delta`` more live items than assumed."""
+        if delta:
+            self._size += delta
+            self._unfinished_tasks = max(0, self._unfinished_tasks + delta)
+            if not self._unfinished_tasks:
+                self._all_tasks_done.notify_all()
+
+    def _settle_head_locked(self) -> None:
+        """Move past heads with nothing left to hand out, and screen a new head for dead letters."""
+        while True:
+            head = self._head
+            if self.max_deliveries and head.deliveries:
+                self._screen_locked(head)
+            if head.pending or head.damage is not None or head.added < self.segment_size:
+                return
+            if head.out:
+                self._lingering[head.number] = head  # open until its last item out is acked
+            else:
+                self._unlink_locked(head)
+            self._advance_head_locked(head)
+
+    def _settle_locked(self, seg: Segment) -> None:
+        """Delete a segment before the head once every item in it is deleted."""
+        if seg.out or seg is self._head or self._lingering.get(seg.number) is not seg:
+            return
+        del self._lingering[seg.number]
+        if seg.damage is None:
+            self._unlink_locked(seg)
         else:
-            target = old.path + CORRUPT_SUFFIX
-            n = 1
-            while os.path.exists(target):
-                n += 1
-                target = f"{old.path}{CORRUPT_SUFFIX}.{n}"
-            if os.path.exists(old.path):
-                _fs.rename(old.path, target)
+            seg.close()
+
+    def _unlink_locked(self, seg: Segment) -> None:
+        seg.close()
+        _fs.unlink(seg.path)
         self._dir_dirty = True
-        self._advance_head_locked(old)
 
     def _quarantine_head_locked(self) -> None:
         """Move the damaged head aside, go on with the next segment, and raise CorruptedError."""
@@ -355,8 +439,22 @@ class DQue:
         damage = head.damage
         assert damage is not None
         self._size -= len(head.pending)
-        self._retire_head_locked(unlink=False)
+        head.pending.clear()
+        target = head.path + CORRUPT_SUFFIX
+        n = 1
+        while os.path.exists(target):
+            n += 1
+            target = f"{head.path}{CORRUPT_SUFFIX}.{n}"
+        if os.path.exists(head.path):
+            _fs.rename(head.path, target)
+        self._dir_dirty = True
         self._write_seq += 1
+        if head.out:
+            self._lingering[head.number] = head  # acks still go to its (renamed) file
+        else:
+            head.close()
+        self._advance_head_locked(head)
+        self._settle_head_locked()
         raise CorruptedError(head.path, damage.offset, damage.reason)
 
     def _roll_locked(self) -> None:
@@ -368,8 +466,9 @@ class DQue:
         if old is not self._head:
             old.close()
             self._middle.append(old.number)
-            # A tail left behind holds exactly the items counted for a middle segment.
-            self._size += self.segment_size - (old.added - old.removed)
+            live = old.added - old.removed
+            if live != self.segment_size:
+                self._middle_live[old.number] = live
         self._tail = Segment.create(self.path, old.number + 1)
         self._dir_dirty = True
 
@@ -386,9 +485,9 @@ class DQue:
             room = min(size - tail.added, total - done)
             chunk = records[done] if room == 1 else b"".join(records[done : done + room])
             tail.append(chunk)
-            tail.added += room
             if tail is self._head:
-                tail.pending.extend(payloads[done : done + room])
+                tail.pending.extend(zip(range(tail.added, tail.added + room), payloads[done : done + room], strict=True))
+            tail.added += room
             done += room
         self._size += total
         self._unfinished_tasks += total
@@ -398,53 +497,119 @@ class DQue:
         if self._waiting_peekers:
             self._peekable.notify_all()
 
-    def _take_locked(self, limit: int, raw: bool = False) -> list[Any]:
-        """Remove and return up to ``limit`` items (payload bytes if ``raw``) from the head.
+    def _first_locked(self) -> tuple[Segment, int, bytes] | None:
+        """The next item to hand out, not taken: released items first, then the head's."""
+        if self._returned:
+            _, index, payload, seg = self._returned[0]
+            return seg, index, payload
+        head = self._head
+        if head.pending:
+            index, payload = head.pending[0]
+            return head, index, payload
+        return None
 
-        Takes at least one, or raises Empty/CorruptedError/SerializationError.
+    def _pop_locked(self, limit: int, raw: bool) -> list[tuple[Segment, int, bytes, Any, bool]]:
+        """Take up to ``limit`` ready items out of the ready set (at least one, or raise).
+
+        Returns ``(segment, index, payload, item, in_order)`` each; ``item`` is
+        the deserialized item (the payload if ``raw``); ``in_order`` says a
+        plain DELETE record deletes it (it is its segment's lowest live item
+        once the entries before it are deleted). The items are "out" until the
+        caller deletes or leases them.
         """
-        items: list[Any] = []
-        while len(items) < limit:
-            head = self._head
-            pending = head.pending
-            if not pending:
-                if items:
-                    break
-                if head.damage is not None:
+        taken: list[tuple[Segment, int, bytes, Any, bool]] = []
+        batch_out: dict[Segment, int] = {}
+        loads = self._loads
+        while len(taken) < limit:
+            first = self._first_locked()
+            if first is None:
+                if not taken and self._head.damage is not None:
                     self._quarantine_head_locked()
-                raise Empty
-            count = min(limit - len(items), len(pending))
-            loads = self._loads
-            taken: list[Any] = []
-            try:
-                for i in range(count):
-                    taken.append(pending[i] if raw else loads(pending[i]))
-            except Exception as exc:
-                if not taken and not items:
+                break
+            seg, index, payload = first
+            if raw:
+                item: Any = payload
+            else:
+                try:
+                    item = loads(payload)
+                except Exception as exc:
+                    if taken:
+                        break  # the next call reports it
                     raise SerializationError(f"cannot deserialize the item at the head of {self.path}: {exc!r}") from exc
-                count = len(taken)
-                limit = 0  # stop after this batch; the next call reports the bad item
-            head.append(DELETE_MARKER if count == 1 else DELETE_MARKER * count)
-            for _ in range(count):
-                pending.popleft()
-            head.removed += count
-            self._size -= count
-            items.extend(taken)
-            if not pending and head.damage is None and head.added >= self.segment_size:
-                self._retire_head_locked(unlink=True)
-        self._write_seq += 1
+            if self._returned:
+                heapq.heappop(self._returned)
+                in_order = False
+            else:
+                seg.pending.popleft()
+                in_order = seg.out == batch_out.get(seg, 0)
+                batch_out[seg] = batch_out.get(seg, 0) + 1
+                seg.out += 1
+                if not seg.pending:
+                    self._settle_head_locked()
+            self._size -= 1
+            taken.append((seg, index, payload, item, in_order))
+        if not taken:
+            raise Empty
         if self._waiting_putters:
-            self._not_full.notify(len(items))
-        return items
+            self._not_full.notify(len(taken))
+        return taken
+
+    def _unpop_locked(self, entries: list[tuple[Segment, int, bytes, Any, bool]]) -> None:
+        """Put taken entries back among the ready items (a write failed)."""
+        for seg, index, payload, _, _ in entries:
+            heapq.heappush(self._returned, (seg.number, index, payload, seg))
+        self._size += len(entries)
+
+    def _write_grouped_locked(self, entries: list[Any], record_of: Any) -> list[Any]:
+        """Write one record per entry, one write per segment; return the entries written.
+
+        If a write fails, that segment's entries and the later ones are put back
+        among the ready items; the error is raised if nothing was written.
+        """
+        done: list[Any] = []
+        start = 0
+        while start < len(entries):
+            seg = entries[start][0]
+            stop = start + 1
+            while stop < len(entries) and entries[stop][0] is seg:
+                stop += 1
+            group = entries[start:stop]
+            try:
+                seg.append(b"".join([record_of(entry) for entry in group]))
+            except BaseException:
+                self._unpop_locked(entries[start:])
+                if not done:
+                    raise
+                break
+            done.extend(group)
+            start = stop
+        self._write_seq += 1
+        return done
+
+    def _delete_locked(self, entries: list[tuple[Segment, int, bytes, Any, bool]]) -> list[Any]:
+        """Delete taken entries for good; returns their items (fewer if a write failed)."""
+        done = self._write_grouped_locked(
+            entries, lambda e: DELETE_MARKER if e[4] else encode_index_record(ACK, e[1])
+        )
+        for seg, _, _, _, _ in done:
+            seg.removed += 1
+            seg.out -= 1
+        for seg in sorted({e[0] for e in done}, key=_number):
+            self._settle_locked(seg)
+        return [e[3] for e in done]
+
+    def _take_locked(self, limit: int, raw: bool = False) -> list[Any]:
+        """Remove and return up to ``limit`` items (payload bytes if ``raw``): at least one, or raise."""
+        return self._delete_locked(self._pop_locked(limit, raw))
 
     def _take_one_locked(self) -> Any:
-        """``_take_locked(1)[0]``, the common case kept short."""
+        """``_take_locked(1)[0]``, the common case (no leases, nobody waiting) kept short."""
         head = self._head
         pending = head.pending
-        if not pending or self._waiting_putters:
+        if not pending or head.out or self._returned or self._waiting_putters:
             return self._take_locked(1)[0]
         try:
-            item = self._loads(pending[0])
+            item = self._loads(pending[0][1])
         except Exception:
             return self._take_locked(1)[0]  # raises SerializationError with the details
         if head.fd < 0:
@@ -462,20 +627,160 @@ class DQue:
         head.removed += 1
         self._size -= 1
         self._write_seq += 1
-        if not pending and head.damage is None and head.added >= self.segment_size:
-            self._retire_head_locked(unlink=True)
+        if not pending:
+            self._settle_head_locked()
         return item
 
-    def _peek_locked(self) -> Any:
-        head = self._head
-        if not head.pending:
-            if head.damage is not None:
+    def _peek_locked(self, raw: bool = False) -> Any:
+        first = self._first_locked()
+        if first is None:
+            if self._head.damage is not None:
                 self._quarantine_head_locked()
             raise Empty
+        if raw:
+            return first[2]
         try:
-            return self._loads(head.pending[0])
+            return self._loads(first[2])
         except Exception as exc:
             raise SerializationError(f"cannot deserialize the item at the head of {self.path}: {exc!r}") from exc
+
+    # --------------------------------------------------------------- leases
+
+    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[tuple[str, Any, int]]:
+        """Hand out taken entries under leases; returns ``(id, item, deliveries)`` each."""
+        done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
+        deadline = None if ttl is None else monotonic() + ttl
+        out = []
+        for seg, index, payload, item, _ in done:
+            deliveries = seg.deliveries.get(index, 0) + 1
+            seg.deliveries[index] = deliveries
+            self._lease_count += 1
+            lease_id = f"{self._lease_prefix}{self._lease_count}"
+            self._leases[lease_id] = _LeaseState(seg, index, payload, owner)
+            if owner is not None:
+                self._owner_leases.setdefault(owner, set()).add(lease_id)
+            if deadline is not None:
+                if not self._expiries or deadline < self._expiries[0][0]:
+                    self._lease_timer.notify()
+                heapq.heappush(self._expiries, (deadline, lease_id))
+            out.append((lease_id, item, deliveries))
+        if deadline is not None:
+            self._start_expirer()
+        return out
+
+    def _settle_lease_locked(self, lease_id: Any) -> _LeaseState:
+        if not isinstance(lease_id, str):
+            raise TypeError(f"a lease id is a str, not {type(lease_id).__name__}")
+        state = self._leases.pop(lease_id, None)
+        if state is None:
+            raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
+        if state.owner is not None:
+            owned = self._owner_leases.get(state.owner)
+            if owned is not None:
+                owned.discard(lease_id)
+                if not owned:
+                    del self._owner_leases[state.owner]
+        return state
+
+    def _ack_locked(self, lease_ids: list[str]) -> None:
+        unknown = [i for i in lease_ids if not isinstance(i, str) or i not in self._leases]
+        if unknown or len(set(lease_ids)) != len(lease_ids):
+            for lease_id in unknown or lease_ids:
+                if not isinstance(lease_id, str):
+                    raise TypeError(f"a lease id is a str, not {type(lease_id).__name__}")
+            raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
+        states = sorted((self._leases[i] for i in lease_ids), key=lambda st: (st.seg.number, st.index))
+        entries = [(st.seg, st.index) for st in states]
+        try:
+            self._write_grouped_acks_locked(entries)
+        except BaseException:
+            raise
+        for lease_id in lease_ids:
+            state = self._settle_lease_locked(lease_id)
+            state.seg.removed += 1
+            state.seg.out -= 1
+        self._tasks_done_locked(len(lease_ids))
+        for seg in sorted({seg for seg, _ in entries}, key=_number):
+            self._settle_locked(seg)
+        if self._waiting_putters:
+            self._not_full.notify(len(lease_ids))
+
+    def _write_grouped_acks_locked(self, entries: list[tuple[Segment, int]]) -> None:
+        start = 0
+        while start < len(entries):
+            seg = entries[start][0]
+            stop = start + 1
+            while stop < len(entries) and entries[stop][0] is seg:
+                stop += 1
+            seg.append(b"".join([encode_index_record(ACK, index) for _, index in entries[start:stop]]))
+            start = stop
+        self._write_seq += 1
+
+    def _release_locked(self, lease_id: str) -> None:
+        state = self._settle_lease_locked(lease_id)
+        seg, index, payload = state.seg, state.index, state.payload
+        if self.max_deliveries and seg.deliveries.get(index, 0) >= self.max_deliveries:
+            if self._dead_letter_locked(seg, index, payload):
+                return
+        heapq.heappush(self._returned, (seg.number, index, payload, seg))
+        self._size += 1
+        if self._waiting_takers:
+            self._not_empty.notify()
+        if self._waiting_peekers:
+            self._peekable.notify_all()
+
+    def _release_owner_locked(self, owner: Any) -> int:
+        ids = list(self._owner_leases.get(owner, ()))
+        for lease_id in ids:
+            self._release_locked(lease_id)
+        return len(ids)
+
+    def _screen_locked(self, seg: Segment) -> None:
+        """Move the items of a newly loaded head that were handed out max_deliveries times."""
+        keep = deque()
+        for index, payload in seg.pending:
+            if seg.deliveries.get(index, 0) >= self.max_deliveries:
+                seg.out += 1
+                self._size -= 1
+                if self._dead_letter_locked(seg, index, payload):
+                    continue
+                seg.out -= 1
+                self._size += 1
+            keep.append((index, payload))
+        seg.pending = keep
+
+    def _dead_letter_locked(self, seg: Segment, index: int, payload: bytes) -> bool:
+        """Move an item that is out to the dead-letter queue; False (nothing done) if that queue is locked."""
+        try:
+            dead = DQue.new_or_open(
+                self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
+                serializer=self._serializer, turbo=self._turbo,
+            )
+        except LockedError:
+            return False
+        try:
+            dead._put_payloads([payload])
+        finally:
+            dead.close()
+        seg.append(encode_index_record(ACK, index))
+        self._write_seq += 1
+        seg.removed += 1
+        seg.out -= 1
+        self._tasks_done_locked(1)
+        self._settle_locked(seg)
+        return True
+
+    def _tasks_done_locked(self, count: int) -> None:
+        self._unfinished_tasks = max(0, self._unfinished_tasks - count)
+        if not self._unfinished_tasks:
+            self._all_tasks_done.notify_all()
+
+    def _start_expirer(self) -> None:
+        if self._expirer is None:
+            self._expirer = threading.Thread(
+                target=_expire_leases, args=(weakref.ref(self),), name=f"dque-leases {self.name}", daemon=True
+            )
+            self._expirer.start()
 
     def _wait_locked(self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type) -> None:
         """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close."""
@@ -501,7 +806,7 @@ class DQue:
 
     def _has_item(self) -> bool:
         head = self._head
-        return bool(head.pending) or head.damage is not None
+        return bool(self._returned or head.pending) or head.damage is not None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -537,7 +842,7 @@ class DQue:
                     return
                 target = self._write_seq
                 fds = []
-                for seg in {self._head, self._tail}:
+                for seg in {self._head, self._tail, *self._lingering.values()}:
                     if seg.dirty and seg.fd >= 0:
                         fds.append(_fs.dup(seg.fd))
                         seg.dirty = False
@@ -549,7 +854,8 @@ class DQue:
                     _fs.sync_dir(self.path)
             except BaseException:
                 with self._mutex:
-                    self._head.dirty = self._tail.dirty = True
+                    for seg in {self._head, self._tail, *self._lingering.values()}:
+                        seg.dirty = True
                     self._dir_dirty = self._dir_dirty or dir_dirty
                 raise
             finally:
@@ -589,7 +895,7 @@ class DQue:
         with self._mutex:
             if self._closed:
                 self._check_open()
-            if self.maxsize > 0 and self._size >= self.maxsize:
+            if self.maxsize > 0 and self._size + len(self._leases) >= self.maxsize:
                 raise Full
             tail = self._tail
             if tail.added >= self.segment_size:
@@ -605,9 +911,9 @@ class DQue:
                 tail.finish_write(record, written)
             tail.size += len(record)
             tail.dirty = True
-            tail.added += 1
             if tail is self._head:
-                tail.pending.append(payload)
+                tail.pending.append((tail.added, payload))
+            tail.added += 1
             self._size += 1
             self._unfinished_tasks += 1
             self._write_seq += 1
@@ -638,7 +944,7 @@ class DQue:
             return
         with self._mutex:
             self._check_open()
-            if self.maxsize > 0 and self._size + len(records) > self.maxsize:
+            if self.maxsize > 0 and self._size + len(self._leases) + len(records) > self.maxsize:
                 raise Full
             self._append_locked(records, payloads)
             seq, turbo = self._write_seq, self._turbo
@@ -736,7 +1042,7 @@ class DQue:
         payload, record = self._serialize(item)
         with self._mutex:
             self._check_open()
-            if 0 < self.maxsize <= self._size:
+            if not self._has_room():
                 if not block:
                     raise Full
                 self._wait_locked(self._not_full, self._has_room, timeout, "_waiting_putters", Full)
@@ -746,7 +1052,7 @@ class DQue:
             self._sync(seq)
 
     def _has_room(self) -> bool:
-        return not 0 < self.maxsize <= self._size
+        return not 0 < self.maxsize <= self._size + len(self._leases)
 
     def put_nowait(self, item: Any) -> None:
         """``put(item, block=False)``."""
@@ -813,6 +1119,111 @@ class DQue:
             self._check_open()
             return self._head.number, self._tail.number
 
+    # --------------------------------------------------------------- leases
+
+    def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
+        """Take the head item under a lease: invisible to others until acked or released.
+
+        Waits like ``get`` (Empty on timeout, or at once if not ``block``).
+        ``ttl`` (seconds) releases the lease if it is not acked in time. After a
+        crash, every item leased and not acked is back in the queue, in order.
+        Durable on return in safe mode (the hand-out is counted in
+        ``Lease.deliveries`` across restarts).
+        """
+        (lease_id, item, deliveries), = self._lease_payloads(1, block, timeout, ttl, raw=False)
+        return Lease(self, lease_id, item, deliveries)
+
+    def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
+        """Lease up to ``max_items`` ready items without blocking (maybe none), with one sync."""
+        _check_int(max_items, "max_items", 0)
+        if max_items == 0:
+            self._check_open()
+            return []
+        return [Lease(self, i, item, d) for i, item, d in self._lease_payloads(max_items, False, None, ttl, raw=False)]
+
+    def _lease_payloads(
+        self, max_items: int, block: bool, timeout: float | None, ttl: float | None, raw: bool = True, owner: Any = None
+    ) -> list[tuple[str, Any, int]]:
+        """``(lease id, item or payload, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
+        _check_int(max_items, "max_items", 1)
+        if block:
+            _check_timeout(timeout)
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+                raise TypeError(f"ttl must be a number or None, not {type(ttl).__name__}")
+            if not ttl > 0:
+                raise ValueError("ttl must be > 0")
+        with self._mutex:
+            self._check_open()
+            if block:
+                self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
+            elif not self._has_item():
+                if max_items == 1 and owner is None and not raw:
+                    raise Empty
+                return []
+            leased = self._lease_locked(self._pop_locked(max_items, raw), ttl, owner)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+        return leased
+
+    def ack(self, lease_id: str) -> None:
+        """Delete a leased item for good; counts as ``task_done``.
+
+        Raises LeaseError (and changes nothing) if the lease is not
+        outstanding. Durable on return in safe mode.
+        """
+        self.ack_many([lease_id])
+
+    def ack_many(self, lease_ids: Iterable[str]) -> None:
+        """Ack several leases, all or nothing, with one sync."""
+        ids = list(lease_ids)
+        with self._mutex:
+            self._check_open()
+            if not ids:
+                return
+            self._ack_locked(ids)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+
+    def release(self, lease_id: str) -> None:
+        """Put a leased item back at the head, ahead of newer items, in its original order.
+
+        Raises LeaseError if the lease is not outstanding. An item released
+        ``max_deliveries`` times goes to the dead-letter queue instead.
+        """
+        self.release_many([lease_id])
+
+    def release_many(self, lease_ids: Iterable[str]) -> None:
+        """Release several leases; LeaseError (nothing changed) if one is not outstanding."""
+        ids = list(lease_ids)
+        with self._mutex:
+            self._check_open()
+            for lease_id in ids:
+                if not isinstance(lease_id, str):
+                    raise TypeError(f"a lease id is a str, not {type(lease_id).__name__}")
+                if lease_id not in self._leases or ids.count(lease_id) > 1:
+                    raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
+            for lease_id in ids:
+                self._release_locked(lease_id)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)  # a move to the dead-letter queue wrote an ack
+
+    def _release_owner(self, owner: Any) -> int:
+        """Release every lease taken on behalf of ``owner`` (a ProcessSafeDQue client); returns how many."""
+        with self._mutex:
+            if self._closed:
+                return 0
+            return self._release_owner_locked(owner)
+
+    def in_flight(self) -> int:
+        """The number of items leased and not yet acked or released."""
+        with self._mutex:
+            self._check_open()
+            return len(self._leases)
+
     # ------------------------------------------------- serialized items (for ProcessSafeDQue)
     # The owner process stores and returns payload bytes; its clients serialize.
 
@@ -833,7 +1244,8 @@ class DQue:
         count = len(records)
 
         def room() -> bool:
-            return self.maxsize <= 0 or self._size + count <= self.maxsize or (count > self.maxsize and not self._size)
+            used = self._size + len(self._leases)
+            return self.maxsize <= 0 or used + count <= self.maxsize or (count > self.maxsize and not used)
 
         with self._mutex:
             self._check_open()
@@ -871,12 +1283,7 @@ class DQue:
             self._check_open()
             if block:
                 self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
-            head = self._head
-            if not head.pending:
-                if head.damage is not None:
-                    self._quarantine_head_locked()
-                raise Empty
-            return head.pending[0]
+            return self._peek_locked(raw=True)
 
     # ------------------------------------------------------------------ turbo
 
@@ -946,10 +1353,10 @@ class DQue:
                 if self._closed:
                     return
                 self._closed = True
-                for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done):
+                for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._lease_timer):
                     cond.notify_all()
                 try:
-                    for seg in {self._head, self._tail}:
+                    for seg in {self._head, self._tail, *self._lingering.values()}:
                         if seg.dirty and seg.fd >= 0:
                             _fs.datasync(seg.fd)
                             seg.dirty = False
@@ -957,8 +1364,8 @@ class DQue:
                         _fs.sync_dir(self.path)
                         self._dir_dirty = False
                 finally:
-                    self._head.close()
-                    self._tail.close()
+                    for seg in {self._head, self._tail, *self._lingering.values()}:
+                        seg.close()
                     self._lock.release()
         self._stop_syncer()
 
@@ -985,6 +1392,39 @@ class DQue:
         state = "closed" if self._closed else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
+
+
+def _number(seg: Segment) -> int:
+    return seg.number
+
+
+class _LeaseState:
+    __slots__ = ("seg", "index", "payload", "owner")
+
+    def __init__(self, seg: Segment, index: int, payload: bytes, owner: Any) -> None:
+        self.seg = seg
+        self.index = index
+        self.payload = payload
+        self.owner = owner
+
+
+def _expire_leases(ref: weakref.ref[DQue]) -> None:
+    """Release leases whose ttl ran out; wakes for the earliest deadline (at least once a second)."""
+    while True:
+        q = ref()
+        if q is None:
+            return
+        with q._mutex:
+            if q._closed:
+                return
+            now = monotonic()
+            while q._expiries and q._expiries[0][0] <= now:
+                _, lease_id = heapq.heappop(q._expiries)
+                if lease_id in q._leases:
+                    q._release_locked(lease_id)
+            wait = min(1.0, q._expiries[0][0] - now) if q._expiries else 1.0
+            q._lease_timer.wait(wait)
+        del q
 
 
 def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event) -> None:

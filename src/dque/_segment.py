@@ -1,9 +1,11 @@
 """One segment file: its counts, its write handle and, for the head, its unread items.
 
-A segment holds up to ``segment_size`` item records plus one delete marker
-per item taken from it. Only the head segment keeps its unread payloads in
-memory (``pending``); the tail only keeps a write handle and counts; the
-segments in between are just numbers until they become the head.
+A segment holds up to ``segment_size`` item records plus the records that
+delete, lease and acknowledge them. Only the head segment keeps its unread
+payloads in memory (``pending``), and an older segment while one of its items
+is leased (the queue calls it lingering); the tail only keeps a write handle
+and counts; the segments in between are just numbers until they become the
+head.
 
 Methods here do I/O for one file and keep no locks: the queue calls them
 with its mutex held.
@@ -37,16 +39,18 @@ def segment_numbers_on_disk(qdir: str) -> list[int]:
 
 
 class Segment:
-    __slots__ = ("number", "path", "fd", "added", "removed", "size", "pending", "dirty", "damage")
+    __slots__ = ("number", "path", "fd", "added", "removed", "size", "pending", "out", "deliveries", "dirty", "damage")
 
     def __init__(self, qdir: str, number: int) -> None:
         self.number = number
         self.path = segment_path(qdir, number)
         self.fd = -1  # append handle, opened on first write
         self.added = 0  # item records in the file
-        self.removed = 0  # delete markers in the file
+        self.removed = 0  # deletions (DELETE and ACK records) in the file
         self.size = 0  # bytes of good records; appends go here
-        self.pending: deque[bytes] = deque()  # unread payloads (head segment only)
+        self.pending: deque[tuple[int, bytes]] = deque()  # (index, payload) never taken (head only)
+        self.out = 0  # items taken but not deleted: leased, or released and waiting to be taken again
+        self.deliveries: dict[int, int] = {}  # item index -> times handed out under a lease
         self.dirty = False  # written since its last datasync
         self.damage: Damage | None = None  # not appendable; reported when the reader reaches it
 
@@ -59,22 +63,14 @@ class Segment:
         return seg
 
     @classmethod
-    def missing(cls, qdir: str, first: int, last: int) -> Segment:
-        """A stand-in for segment files ``first..last`` that are not on disk."""
-        seg = cls(qdir, last)
-        seg.path = segment_path(qdir, first)
-        names = f"{first}" if first == last else f"{first} to {last}"
-        seg.damage = Damage(0, f"segment file(s) {names} missing", torn=False)
-        return seg
-
-    @classmethod
     def load(cls, qdir: str, number: int, *, last: bool, segment_size: int) -> Segment:
         """Read a segment file back.
 
-        In the last segment a torn final record is crash debris: the file is cut
-        back to its last good record. Any other damage, or a segment before the
-        last that holds fewer than ``segment_size`` items, is kept in
-        ``damage`` for the reader to report when it gets there.
+        A torn final record in the last segment, or after all the items of a
+        full segment, is crash debris: the file is cut back to its last good
+        record. Any other damage, or a segment before the last that holds
+        fewer than ``segment_size`` items, is kept in ``damage`` for the reader
+        to report when it gets there.
         """
         seg = cls(qdir, number)
         seg.read_back(last=last, segment_size=segment_size)
@@ -83,9 +79,13 @@ class Segment:
     def read_back(self, *, last: bool, segment_size: int) -> None:
         found = scan(_fs.read_file(self.path))
         self.added, self.removed, self.size = found.added, found.removed, found.end
-        self.pending = deque(found.payloads)
+        self.pending = deque(found.items)
+        self.deliveries = found.deliveries
         damage = found.damage
-        if damage is not None and damage.torn and last:
+        # A torn last write is crash debris: in the last segment, or after all
+        # the items of a full segment (there it can only be a delete, lease or
+        # ack record, whose operation never returned).
+        if damage is not None and damage.torn and (last or found.added >= segment_size > 0):
             self.open()
             _fs.truncate(self.fd, found.end)
             _fs.datasync(self.fd)

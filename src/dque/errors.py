@@ -19,6 +19,7 @@ __all__ = [
     "SerializationError",
     "ConfigError",
     "OwnerGoneError",
+    "LeaseError",
 ]
 
 
@@ -79,3 +80,13 @@ class CorruptedError(DQueError):
 
 class OwnerGoneError(DQueError, ConnectionError):
     """The owner process of a ``ProcessSafeDQue`` is not there (killed, stopped, never started)."""
+
+
+class LeaseError(DQueError, KeyError):
+    """The lease is not outstanding: unknown, already acked, released, or expired.
+
+    Nothing was changed.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "lease not outstanding"
