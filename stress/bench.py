@@ -35,7 +35,7 @@ Scenarios (same machine, same disk; all but ``procs`` in one process):
     ``multiprocessing.Queue`` (in memory, not durable). The clock runs from the producer's
     first put to the last consumer's end; each consumer stops on an end marker that it puts
     back for the next one. Also: the owner's start-up time (``ProcessSafeDQue(...)`` until
-    its first call returns) under fork, spawn and forkserver, median of 3.
+    its first call returns) under fork, spawn and forkserver, median of 3 (1 run with ``--quick``).
 
 Peer libraries are optional: a missing one shows "not installed" in its row. Every
 contender works in its own temporary directory under ``--dir`` (default: a fresh

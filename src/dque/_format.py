@@ -91,6 +91,9 @@ def ends_with_marker(tail: bytes) -> bool:
     return length == 4 and rtype in (LEASE, ACK) and not zero and crc == crc32(record[4:])
 
 
+CHECKSUM_MISMATCH = "record checksum mismatch"
+
+
 class Damage:
     """Where and why a scan stopped early. ``torn`` means crash debris at the end."""
 
@@ -153,7 +156,7 @@ def scan(data: bytes) -> Scan:
             elif end > size:
                 out.damage = Damage(pos, "record runs past the end of the file", torn=True)
             else:
-                out.damage = Damage(pos, "record checksum mismatch", torn=end == size)
+                out.damage = Damage(pos, CHECKSUM_MISMATCH, torn=end == size)
             break
         if rtype == ITEM:
             payloads.append(data[pos + HEADER_SIZE : end])

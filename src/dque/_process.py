@@ -352,7 +352,7 @@ class ProcessSafeDQue:
         self._closed = False
         self._finalizer = None
         if manager is not None:
-            self._finalizer = weakref.finalize(self, _stop_owner, proxy, manager, qdir)
+            self._finalizer = weakref.finalize(self, _stop_owner, proxy, manager, qdir, self._pid)
 
     # ---------------------------------------------------------- plumbing
 
@@ -525,7 +525,9 @@ class ProcessSafeDQue:
         return f"<ProcessSafeDQue {getattr(self, 'path', '?')!r} {role}{' closed' if self._closed else ''}>"
 
 
-def _stop_owner(proxy: _QueueProxy, manager: Any, qdir: str) -> None:
+def _stop_owner(proxy: _QueueProxy, manager: Any, qdir: str, creator_pid: int) -> None:
+    if os.getpid() != creator_pid:
+        return  # a forked child dropping its copy of the creating handle stops nothing
     try:
         proxy._callmethod("close")
     except Exception:

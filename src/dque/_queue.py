@@ -29,7 +29,6 @@ from ._format import (
     ACK,
     CRC_FIELD,
     DELETE_MARKER,
-    HEADER_SIZE,
     ITEM_RESTS,
     LEASE,
     MARKER_SIZE,
@@ -37,12 +36,11 @@ from ._format import (
     SMALL,
     encode_index_record,
     encode_item,
-    ends_with_marker,
     item_header_rest,
 )
 from ._lease import Lease
 from ._lock import DirLock
-from ._segment import CORRUPT_SUFFIX, Segment, segment_numbers_on_disk, segment_path
+from ._segment import CORRUPT_SUFFIX, Segment, segment_numbers_on_disk
 from ._serializers import PickleSerializer, Serializer, resolve
 from .errors import (
     ClosedError,
@@ -60,6 +58,11 @@ _pickle_dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
 DEAD_LETTER_SUFFIX = ".dead"
+CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the last one closed it
+# Turbo mode syncs full segments and deletes used ones in the background; this
+# many waiting wake the background thread (or, with no thread, are done at once).
+_BACKGROUND_BATCH = 4
+_BACKGROUND_MAX = 256
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -307,6 +310,9 @@ class DQue:
         self._max_delay = DEFAULT_MAX_DELAY
         self._syncer: threading.Thread | None = None
         self._syncer_stop = threading.Event()
+        self._syncer_wake = threading.Event()
+        self._rolled: list[str] = []  # full segment files not synced yet (turbo)
+        self._doomed: list[str] = []  # used segment files not deleted yet (turbo)
 
         self._middle: deque[int] = deque()
         self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
@@ -346,22 +352,20 @@ class DQue:
         else:
             self._head = Segment.load(qdir, numbers[0], last=False, segment_size=size)
             self._middle.extend(numbers[1:-1])
-        # A segment that was read from before may hold fewer live items than
-        # segment_size: count them. Such segments come first (the head only
-        # moves forward); after a crash one may also follow an untouched one
-        # (its own markers lost, a later segment's kept), and then it ends with
-        # a delete, lease or ack record. Any count still off is corrected when
-        # the segment becomes the head.
-        prefix = True
+        # Count the live items of the segments between head and tail. After a
+        # clean close only the first ones can hold fewer than segment_size:
+        # those that were the head before (the head only moves forward), up to
+        # the first untouched one. After a crash any of them may (turbo mode
+        # may lose the unsynced end of a full segment), so all are read.
+        clean = self._was_closed_cleanly()
         for number in self._middle:
-            if not prefix and not ends_with_marker(_fs.read_end(segment_path(qdir, number), HEADER_SIZE + 4)):
-                continue
             found = Segment.load(qdir, number, last=False, segment_size=size)
             found.close()
-            if found.removed or found.deliveries or found.damage:
-                self._middle_live[number] = len(found.pending)
-            else:
-                prefix = False
+            live = len(found.pending)
+            if live != size:
+                self._middle_live[number] = live
+            elif clean and not (found.removed or found.deliveries):
+                break
         head = self._head
         self._size = len(head.pending) + size * len(self._middle) - sum(
             size - live for live in self._middle_live.values()
@@ -372,6 +376,15 @@ class DQue:
         if self._dir_dirty:
             _fs.sync_dir(qdir)
             self._dir_dirty = False
+
+    def _was_closed_cleanly(self) -> bool:
+        """True if the last handle closed the queue; from now on it is open (not clean) until close()."""
+        path = os.path.join(self.path, CLEAN_NAME)
+        if not os.path.exists(path):
+            return False
+        _fs.unlink(path)
+        _fs.sync_dir(self.path)
+        return True
 
     # --------------------------------------------------------------- internals
 
@@ -390,7 +403,7 @@ class DQue:
         else:
             seg = self._tail
             counted = seg.added - seg.removed
-            seg.read_back(last=False, segment_size=0)
+            seg.read_back(last=True)
             self._recount_locked(len(seg.pending) - counted)
             if seg.damage is not None:  # changed under us: stop appending to it
                 self._roll_locked()
@@ -410,8 +423,8 @@ class DQue:
             head = self._head
             if self.max_deliveries and head.deliveries:
                 self._screen_locked(head)
-            if head.pending or head.damage is not None or head.added < self.segment_size:
-                return
+            if head.pending or head.damage is not None or (head is self._tail and head.added < self.segment_size):
+                return  # (a head before the tail is finished when empty, full or not)
             if head.out:
                 self._lingering[head.number] = head  # open until its last item out is acked
             else:
@@ -430,8 +443,51 @@ class DQue:
 
     def _unlink_locked(self, seg: Segment) -> None:
         seg.close()
-        _fs.unlink(seg.path)
-        self._dir_dirty = True
+        if self._turbo:
+            self._doomed.append(seg.path)  # a used segment found again after a crash is deleted at open
+            self._background_locked()
+        else:
+            _fs.unlink(seg.path)
+            self._dir_dirty = True
+
+    def _background_locked(self) -> None:
+        """Hand turbo mode's deferred work to the background thread, or do it now if there is none."""
+        waiting = len(self._rolled) + len(self._doomed)
+        if waiting >= _BACKGROUND_MAX or (self._syncer is None and waiting >= _BACKGROUND_BATCH):
+            self._finish_background_locked(*self._take_background_locked())
+        elif self._syncer is not None and (self._doomed or len(self._rolled) >= _BACKGROUND_BATCH):
+            self._syncer_wake.set()
+
+    def _take_background_locked(self) -> tuple[list[str], list[str]]:
+        rolled, self._rolled = self._rolled, []
+        doomed, self._doomed = self._doomed, []
+        return rolled, doomed
+
+    def _finish_background_locked(self, rolled: list[str], doomed: list[str]) -> None:
+        """Sync the rolled files, then delete the doomed ones (with or without the mutex).
+
+        A rolled file is synced through a new descriptor (fdatasync flushes the
+        file, whichever descriptor wrote it); one already moved aside needs nothing.
+        """
+        for path in rolled:
+            if os.path.exists(path):
+                fd = _fs.open_append(path)
+                try:
+                    _fs.datasync(fd)
+                finally:
+                    _fs.close(fd)
+        for path in doomed:
+            _fs.unlink(path)
+        if doomed:
+            self._dir_dirty = True
+
+    def _open_segments(self) -> list[Segment]:
+        """The segments with an open file, oldest first, each once."""
+        segs = [self._lingering[n] for n in sorted(self._lingering)]
+        segs.append(self._head)
+        if self._tail is not self._head:
+            segs.append(self._tail)
+        return segs
 
     def _quarantine_head_locked(self) -> None:
         """Move the damaged head aside, go on with the next segment, and raise CorruptedError."""
@@ -458,11 +514,19 @@ class DQue:
         raise CorruptedError(head.path, damage.offset, damage.reason)
 
     def _roll_locked(self) -> None:
-        """Start a new tail segment after a full one (which is synced first, in every mode)."""
+        """Start a new tail segment after a full one.
+
+        Safe mode syncs the full one first. Turbo mode syncs it in the
+        background, within ``max_delay`` (at once when a batch is waiting).
+        """
         old = self._tail
         if old.fd >= 0 and old.dirty:
-            _fs.datasync(old.fd)
             old.dirty = False
+            if self._turbo:
+                self._rolled.append(old.path)
+                self._background_locked()
+            else:
+                _fs.datasync(old.fd)
         if old is not self._head:
             old.close()
             self._middle.append(old.number)
@@ -576,7 +640,7 @@ class DQue:
             group = entries[start:stop]
             try:
                 seg.append(b"".join([record_of(entry) for entry in group]))
-            except BaseException:
+            except Exception:  # an I/O error (not KeyboardInterrupt and the like: those propagate)
                 self._unpop_locked(entries[start:])
                 if not done:
                     raise
@@ -841,22 +905,24 @@ class DQue:
                 if self._closed:
                     return
                 target = self._write_seq
+                rolled, doomed = self._take_background_locked()
                 fds = []
-                for seg in {self._head, self._tail, *self._lingering.values()}:
+                for seg in self._open_segments():
                     if seg.dirty and seg.fd >= 0:
                         fds.append(_fs.dup(seg.fd))
                         seg.dirty = False
-                dir_dirty, self._dir_dirty = self._dir_dirty, False
+                dir_dirty, self._dir_dirty = self._dir_dirty or bool(doomed), False
             try:
+                self._finish_background_locked(rolled, doomed)  # needs no mutex
                 for fd in fds:
                     _fs.datasync(fd)
                 if dir_dirty:
                     _fs.sync_dir(self.path)
             except BaseException:
                 with self._mutex:
-                    for seg in {self._head, self._tail, *self._lingering.values()}:
+                    for seg in self._open_segments():
                         seg.dirty = True
-                    self._dir_dirty = self._dir_dirty or dir_dirty
+                    self._dir_dirty = True
                 raise
             finally:
                 for fd in fds:
@@ -1330,7 +1396,10 @@ class DQue:
             return
         self._syncer_stop = threading.Event()
         self._syncer = threading.Thread(
-            target=_sync_periodically, args=(weakref.ref(self), self._syncer_stop), name=f"dque-sync {self.name}", daemon=True
+            target=_sync_periodically,
+            args=(weakref.ref(self), self._syncer_stop, self._syncer_wake),
+            name=f"dque-sync {self.name}",
+            daemon=True,
         )
         self._syncer.start()
 
@@ -1356,15 +1425,17 @@ class DQue:
                 for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._lease_timer):
                     cond.notify_all()
                 try:
-                    for seg in {self._head, self._tail, *self._lingering.values()}:
+                    self._finish_background_locked(*self._take_background_locked())
+                    for seg in self._open_segments():
                         if seg.dirty and seg.fd >= 0:
                             _fs.datasync(seg.fd)
                             seg.dirty = False
                     if self._dir_dirty:
                         _fs.sync_dir(self.path)
                         self._dir_dirty = False
+                    _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), b"")
                 finally:
-                    for seg in {self._head, self._tail, *self._lingering.values()}:
+                    for seg in self._open_segments():
                         seg.close()
                     self._lock.release()
         self._stop_syncer()
@@ -1385,7 +1456,7 @@ class DQue:
         try:
             if not self._closed:
                 self.close()
-        except Exception:
+        except BaseException:  # nothing may escape a finalizer
             pass
 
     def __repr__(self) -> str:
@@ -1427,21 +1498,42 @@ def _expire_leases(ref: weakref.ref[DQue]) -> None:
         del q
 
 
-def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event) -> None:
-    """Turbo mode's bound: sync changes no later than ``max_delay`` after they were made."""
+def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: threading.Event) -> None:
+    """Turbo mode's bound: sync changes no later than ``max_delay`` after they were made.
+
+    Also syncs full segments and deletes used ones as soon as a batch of them
+    waits (``wake``), so that the callers do not pay for it.
+    """
     while True:
         q = ref()
         if q is None:
             return
-        period = q._max_delay / 2
+        due = monotonic() + q._max_delay / 2
         del q
-        if stop.wait(period):
+        while not stop.is_set():
+            remaining = due - monotonic()
+            if remaining <= 0 or not wake.wait(remaining):
+                break
+            wake.clear()
+            q = ref()
+            if q is None:
+                return
+            try:
+                with q._mutex:
+                    if q._closed:
+                        return
+                    work = q._take_background_locked()
+                q._finish_background_locked(*work)
+            except Exception:
+                pass  # the next sync reports the error
+            del q
+        if stop.is_set():
             return
         q = ref()
         if q is None or q._closed:
             return
         try:
-            if q._write_seq != q._synced_seq:
+            if q._write_seq != q._synced_seq or q._rolled or q._doomed:
                 q._sync(None)
         except Exception:
             pass  # the next call that syncs reports the error

@@ -17,7 +17,7 @@ import os
 from collections import deque
 
 from . import _fs
-from ._format import Damage, scan
+from ._format import CHECKSUM_MISMATCH, Damage, scan
 
 SUFFIX = ".seg"
 CORRUPT_SUFFIX = ".corrupt"
@@ -66,32 +66,31 @@ class Segment:
     def load(cls, qdir: str, number: int, *, last: bool, segment_size: int) -> Segment:
         """Read a segment file back.
 
-        A torn final record in the last segment, or after all the items of a
-        full segment, is crash debris: the file is cut back to its last good
-        record. Any other damage, or a segment before the last that holds
-        fewer than ``segment_size`` items, is kept in ``damage`` for the reader
-        to report when it gets there.
+        A torn final record is crash debris: the file is cut back to its last
+        good record. Any other damage is kept in ``damage`` for the reader to
+        report when it gets there.
         """
         seg = cls(qdir, number)
-        seg.read_back(last=last, segment_size=segment_size)
+        seg.read_back(last=last)
         return seg
 
-    def read_back(self, *, last: bool, segment_size: int) -> None:
+    def read_back(self, *, last: bool) -> None:
         found = scan(_fs.read_file(self.path))
         self.added, self.removed, self.size = found.added, found.removed, found.end
         self.pending = deque(found.items)
         self.deliveries = found.deliveries
         damage = found.damage
-        # A torn last write is crash debris: in the last segment, or after all
-        # the items of a full segment (there it can only be a delete, lease or
-        # ack record, whose operation never returned).
-        if damage is not None and damage.torn and (last or found.added >= segment_size > 0):
+        # A torn last write is crash debris: in the last segment an item or
+        # marker whose call never returned; in an earlier one also the unsynced
+        # end of a full segment that turbo mode had not synced yet when the
+        # power failed (a prefix of a record, or zeros: a whole record with a
+        # bad checksum there is damage). Cut it off. A segment ending early is
+        # not damage either.
+        if damage is not None and damage.torn and (last or damage.reason != CHECKSUM_MISMATCH):
             self.open()
             _fs.truncate(self.fd, found.end)
             _fs.datasync(self.fd)
             damage = None
-        elif damage is None and not last and found.added < segment_size:
-            damage = Damage(found.end, f"ends after {found.added} of {segment_size} items", torn=False)
         self.damage = damage
 
     def open(self) -> None:
