@@ -29,6 +29,7 @@ from multiprocessing.managers import RemoteError as _RemoteError
 from typing import Any
 
 from . import _config
+from ._lease import Lease
 from ._lock import DirLock
 from ._queue import DQue, _check_int, _check_timeout, _queue_dir
 from ._serializers import Serializer, resolve
@@ -46,7 +47,13 @@ _client = threading.local()  # in the owner: the connection of the client this t
 class _OwnerServer(Server):
     def serve_client(self, conn: Any) -> None:
         _client.conn = conn
-        super().serve_client(conn)
+        try:
+            super().serve_client(conn)
+        finally:
+            # The client hung up (or died): its leases go back to the queue.
+            q = _OWNER.queue
+            if q is not None:
+                q._release_owner(conn)
 
 
 def _client_gone() -> bool:
@@ -104,6 +111,11 @@ class _Owner:
         q = self._q()
         return self._sliced(lambda b, t: q._peek_payload(b, t), block, timeout)
 
+    def lease(self, max_items: int, block: bool, timeout: float | None, ttl: float | None) -> list:
+        q = self._q()
+        owner = getattr(_client, "conn", None)
+        return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), block, timeout)
+
     def join(self) -> None:
         q = self._q()
         while not q._join_for(_SLICE):
@@ -130,7 +142,10 @@ class _Owner:
 
 
 _PLAIN_CALLS = frozenset(
-    {"size", "full", "empty", "segment_numbers", "turbo_on", "turbo_off", "turbo_sync", "task_done"}
+    {
+        "size", "full", "empty", "segment_numbers", "turbo_on", "turbo_off", "turbo_sync", "task_done",
+        "ack_many", "release_many", "in_flight",
+    }
 )
 _OWNER = _Owner()
 
@@ -165,7 +180,7 @@ def _exit_with_parent() -> None:
 
 class _QueueProxy(BaseProxy):
     _exposed_ = (
-        "check", "put", "take", "peek", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
+        "check", "put", "take", "peek", "lease", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
     )
 
     def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
@@ -265,6 +280,7 @@ class ProcessSafeDQue:
         turbo: bool = False,
         serializer: str | Serializer | None = None,
         maxsize: int | None = None,
+        max_deliveries: int | None = None,
         *,
         context: str | Any | None = None,
         if_locked: str = "raise",
@@ -274,28 +290,24 @@ class ProcessSafeDQue:
             _check_int(segment_size, "segment_size", 1)
         if maxsize is not None:
             _check_int(maxsize, "maxsize", 0)
+        if max_deliveries is not None:
+            _check_int(max_deliveries, "max_deliveries", 0)
         resolve(serializer)
         if if_locked not in ("raise", "attach"):
             raise ValueError("if_locked must be 'raise' or 'attach'")
         self._closed = True
         try:
-            self._start_owner(name, os.fspath(dirpath), qdir, segment_size, bool(turbo), serializer, maxsize, context)
+            options = {
+                "segment_size": segment_size, "turbo": bool(turbo), "serializer": serializer,
+                "maxsize": maxsize, "max_deliveries": max_deliveries,
+            }
+            self._start_owner(name, os.fspath(dirpath), qdir, options, context)
         except LockedError:
             if if_locked == "raise":
                 raise
             self._connect(qdir, wait=5.0)
 
-    def _start_owner(
-        self,
-        name: str,
-        dirpath: str,
-        qdir: str,
-        segment_size: int | None,
-        turbo: bool,
-        serializer: Any,
-        maxsize: int | None,
-        context: Any,
-    ) -> None:
+    def _start_owner(self, name: str, dirpath: str, qdir: str, options: dict[str, Any], context: Any) -> None:
         if _config.exists(qdir):  # refuse at once if someone holds it, before starting a process
             probe = DirLock(qdir)
             probe.acquire()
@@ -304,7 +316,6 @@ class ProcessSafeDQue:
         authkey = os.urandom(32)
         address = _abstract_address()
         manager = DQueManager(address=address, authkey=authkey, ctx=ctx)
-        options = {"segment_size": segment_size, "turbo": turbo, "serializer": serializer, "maxsize": maxsize}
         manager.start(_owner_init, (name, dirpath, options))
         try:
             proxy = manager.queue()
@@ -443,6 +454,58 @@ class ProcessSafeDQue:
         """The head item, not removed, waiting up to ``timeout`` seconds; Empty on timeout."""
         _check_timeout(timeout)
         return self._deserialize(self._call("peek", True, timeout))
+
+    def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
+        """Take the head item under a lease (see ``DQue.lease``); Empty on timeout or if not ``block``.
+
+        The lease belongs to this process's connection (one per thread): if the
+        process dies, the owner releases it at once. An item that cannot be
+        deserialized here is released and SerializationError raised.
+        """
+        if block:
+            _check_timeout(timeout)
+        got = self._call("lease", 1, bool(block), timeout, ttl)
+        if not got:
+            raise Empty
+        return self._make_leases(got)[0]
+
+    def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
+        """Lease up to ``max_items`` ready items without blocking (maybe none); one round trip and one sync."""
+        _check_int(max_items, "max_items", 0)
+        if max_items == 0:
+            self._call("call", "size")
+            return []
+        return self._make_leases(self._call("lease", max_items, False, None, ttl))
+
+    def _make_leases(self, got: list[tuple[str, bytes, int]]) -> list[Lease]:
+        leases = []
+        for i, (lease_id, payload, deliveries) in enumerate(got):
+            try:
+                item = self._loads(payload)
+            except Exception as exc:
+                self._call("call", "release_many", [lid for lid, _, _ in got[i:]])
+                raise SerializationError(f"cannot deserialize an item leased from {self.path}: {exc!r}") from exc
+            leases.append(Lease(self, lease_id, item, deliveries))
+        return leases
+
+    def ack(self, lease_id: str) -> None:
+        """Delete a leased item for good (durable on return in safe mode); LeaseError if not outstanding."""
+        self._call("call", "ack_many", [lease_id])
+
+    def ack_many(self, lease_ids: Iterable[str]) -> None:
+        """Ack several leases, all or nothing, with one round trip and one sync."""
+        self._call("call", "ack_many", list(lease_ids))
+
+    def release(self, lease_id: str) -> None:
+        """Put a leased item back at the head, in its original order; LeaseError if not outstanding."""
+        self._call("call", "release_many", [lease_id])
+
+    def release_many(self, lease_ids: Iterable[str]) -> None:
+        self._call("call", "release_many", list(lease_ids))
+
+    def in_flight(self) -> int:
+        """The number of items leased (by any process) and not yet acked or released."""
+        return self._call("call", "in_flight")
 
     def size(self) -> int:
         """The number of items in the queue."""
