@@ -69,11 +69,19 @@ MARKER_SIZE = len(DELETE_MARKER)
 _INDEX_RESTS = {rtype: (rest, crc32(rest)) for rtype in (LEASE, ACK) for rest in [_header_rest(4, rtype)]}
 
 
+_INDEX_CACHE: dict[tuple[int, int], bytes] = {}
+
+
 def encode_index_record(rtype: int, index: int) -> bytes:
     """A LEASE or ACK record naming item ``index`` of its segment."""
-    rest, rest_crc = _INDEX_RESTS[rtype]
-    payload = index.to_bytes(4, "little")
-    return CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
+    record = _INDEX_CACHE.get((rtype, index))
+    if record is None:
+        rest, rest_crc = _INDEX_RESTS[rtype]
+        payload = index.to_bytes(4, "little")
+        record = CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
+        if index < 65536:
+            _INDEX_CACHE[rtype, index] = record
+    return record
 
 
 def ends_with_marker(tail: bytes) -> bool:

@@ -8,9 +8,9 @@ from .errors import LeaseError
 
 
 class _Leaser(Protocol):
-    def ack(self, lease_id: str) -> None: ...
+    def ack(self, lease_id: int) -> None: ...
 
-    def release(self, lease_id: str) -> None: ...
+    def release(self, lease_id: int) -> None: ...
 
 
 class Lease:
@@ -24,7 +24,7 @@ class Lease:
 
     __slots__ = ("item", "id", "deliveries", "_queue", "_settled")
 
-    def __init__(self, queue: _Leaser, lease_id: str, item: Any, deliveries: int) -> None:
+    def __init__(self, queue: _Leaser, lease_id: int, item: Any, deliveries: int) -> None:
         self.item = item
         self.id = lease_id
         self.deliveries = deliveries

@@ -477,7 +477,7 @@ class ProcessSafeDQue:
             return []
         return self._make_leases(self._call("lease", max_items, False, None, ttl))
 
-    def _make_leases(self, got: list[tuple[str, bytes, int]]) -> list[Lease]:
+    def _make_leases(self, got: list[tuple[int, bytes, int]]) -> list[Lease]:
         leases = []
         for i, (lease_id, payload, deliveries) in enumerate(got):
             try:
@@ -488,19 +488,19 @@ class ProcessSafeDQue:
             leases.append(Lease(self, lease_id, item, deliveries))
         return leases
 
-    def ack(self, lease_id: str) -> None:
+    def ack(self, lease_id: int) -> None:
         """Delete a leased item for good (durable on return in safe mode); LeaseError if not outstanding."""
         self._call("call", "ack_many", [lease_id])
 
-    def ack_many(self, lease_ids: Iterable[str]) -> None:
+    def ack_many(self, lease_ids: Iterable[int]) -> None:
         """Ack several leases, all or nothing, with one round trip and one sync."""
         self._call("call", "ack_many", list(lease_ids))
 
-    def release(self, lease_id: str) -> None:
+    def release(self, lease_id: int) -> None:
         """Put a leased item back at the head, in its original order; LeaseError if not outstanding."""
         self._call("call", "release_many", [lease_id])
 
-    def release_many(self, lease_ids: Iterable[str]) -> None:
+    def release_many(self, lease_ids: Iterable[int]) -> None:
         self._call("call", "release_many", list(lease_ids))
 
     def in_flight(self) -> int:

@@ -318,12 +318,12 @@ class DQue:
         self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
         self._lingering: dict[int, Segment] = {}
         self._returned: list[tuple[int, int, bytes, Segment]] = []  # heap of released items
-        self._leases: dict[str, _LeaseState] = {}
-        self._owner_leases: dict[Any, set[str]] = {}
-        self._expiries: list[tuple[float, str]] = []  # heap of (deadline, lease id)
+        self._leases: dict[int, _LeaseState] = {}
+        self._owner_leases: dict[Any, set[int]] = {}
+        self._expiries: list[tuple[float, int]] = []  # heap of (deadline, lease id)
         self._expirer: threading.Thread | None = None
-        self._lease_prefix = os.urandom(4).hex() + "-"
-        self._lease_count = 0
+        # Lease ids: a random start per open, so that an id from before a reopen is unknown after it.
+        self._next_lease_id = int.from_bytes(os.urandom(6), "little") << 16
         self._unfinished_tasks = 0
         self._load()
         self._unfinished_tasks = self._size
@@ -710,7 +710,7 @@ class DQue:
 
     # --------------------------------------------------------------- leases
 
-    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[tuple[str, Any, int]]:
+    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[tuple[int, Any, int]]:
         """Hand out taken entries under leases; returns ``(id, item, deliveries)`` each."""
         done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
         deadline = None if ttl is None else monotonic() + ttl
@@ -718,8 +718,8 @@ class DQue:
         for seg, index, payload, item, _ in done:
             deliveries = seg.deliveries.get(index, 0) + 1
             seg.deliveries[index] = deliveries
-            self._lease_count += 1
-            lease_id = f"{self._lease_prefix}{self._lease_count}"
+            lease_id = self._next_lease_id
+            self._next_lease_id += 1
             self._leases[lease_id] = _LeaseState(seg, index, payload, owner)
             if owner is not None:
                 self._owner_leases.setdefault(owner, set()).add(lease_id)
@@ -733,8 +733,7 @@ class DQue:
         return out
 
     def _settle_lease_locked(self, lease_id: Any) -> _LeaseState:
-        if not isinstance(lease_id, str):
-            raise TypeError(f"a lease id is a str, not {type(lease_id).__name__}")
+        _check_lease_id(lease_id)
         state = self._leases.pop(lease_id, None)
         if state is None:
             raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
@@ -746,12 +745,11 @@ class DQue:
                     del self._owner_leases[state.owner]
         return state
 
-    def _ack_locked(self, lease_ids: list[str]) -> None:
-        unknown = [i for i in lease_ids if not isinstance(i, str) or i not in self._leases]
+    def _ack_locked(self, lease_ids: list[int]) -> None:
+        for lease_id in lease_ids:
+            _check_lease_id(lease_id)
+        unknown = [i for i in lease_ids if i not in self._leases]
         if unknown or len(set(lease_ids)) != len(lease_ids):
-            for lease_id in unknown or lease_ids:
-                if not isinstance(lease_id, str):
-                    raise TypeError(f"a lease id is a str, not {type(lease_id).__name__}")
             raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
         states = sorted((self._leases[i] for i in lease_ids), key=lambda st: (st.seg.number, st.index))
         entries = [(st.seg, st.index) for st in states]
@@ -780,7 +778,7 @@ class DQue:
             start = stop
         self._write_seq += 1
 
-    def _release_locked(self, lease_id: str) -> None:
+    def _release_locked(self, lease_id: int) -> None:
         state = self._settle_lease_locked(lease_id)
         seg, index, payload = state.seg, state.index, state.payload
         if self.max_deliveries and seg.deliveries.get(index, 0) >= self.max_deliveries:
@@ -1196,7 +1194,38 @@ class DQue:
         Durable on return in safe mode (the hand-out is counted in
         ``Lease.deliveries`` across restarts).
         """
-        (lease_id, item, deliveries), = self._lease_payloads(1, block, timeout, ttl, raw=False)
+        if ttl is None:
+            # The common case kept short: the head's next item, nobody waiting to put.
+            taken = False
+            with self._mutex:
+                head = self._head
+                pending = head.pending
+                if pending and not self._closed and not self._returned and not self._waiting_putters:
+                    index, payload = pending[0]
+                    try:
+                        item = self._loads(payload)
+                        taken = True
+                    except Exception:
+                        pass  # the general path reports it
+                    if taken:
+                        head.append(encode_index_record(LEASE, index))
+                        pending.popleft()
+                        head.out += 1
+                        self._size -= 1
+                        self._write_seq += 1
+                        deliveries = head.deliveries[index] = head.deliveries.get(index, 0) + 1
+                        lease_id = self._next_lease_id
+                        self._next_lease_id += 1
+                        self._leases[lease_id] = _LeaseState(head, index, payload, None)
+                        if not pending:
+                            self._settle_head_locked()
+                        seq, turbo = self._write_seq, self._turbo
+                        if turbo:
+                            return Lease(self, lease_id, item, deliveries)
+            if taken:
+                self._sync(seq)
+                return Lease(self, lease_id, item, deliveries)
+        ((lease_id, item, deliveries),) = self._lease_payloads(1, block, timeout, ttl, raw=False)
         return Lease(self, lease_id, item, deliveries)
 
     def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
@@ -1209,7 +1238,7 @@ class DQue:
 
     def _lease_payloads(
         self, max_items: int, block: bool, timeout: float | None, ttl: float | None, raw: bool = True, owner: Any = None
-    ) -> list[tuple[str, Any, int]]:
+    ) -> list[tuple[int, Any, int]]:
         """``(lease id, item or payload, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
         _check_int(max_items, "max_items", 1)
         if block:
@@ -1233,15 +1262,37 @@ class DQue:
             self._sync(seq)
         return leased
 
-    def ack(self, lease_id: str) -> None:
+    def ack(self, lease_id: int) -> None:
         """Delete a leased item for good; counts as ``task_done``.
 
         Raises LeaseError (and changes nothing) if the lease is not
         outstanding. Durable on return in safe mode.
         """
-        self.ack_many([lease_id])
+        done = False
+        with self._mutex:
+            state = self._leases.get(lease_id) if type(lease_id) is int else None
+            if state is None or state.owner is not None or self._closed or self._waiting_putters:
+                pass  # the general path: errors, leases of ProcessSafeDQue clients, waiters
+            else:
+                done = True
+                seg = state.seg
+                seg.append(encode_index_record(ACK, state.index))
+                del self._leases[lease_id]
+                seg.removed += 1
+                seg.out -= 1
+                self._write_seq += 1
+                self._tasks_done_locked(1)
+                if not seg.out:
+                    self._settle_locked(seg)
+                seq, turbo = self._write_seq, self._turbo
+                if turbo:
+                    return
+        if done:
+            self._sync(seq)
+        else:
+            self.ack_many([lease_id])
 
-    def ack_many(self, lease_ids: Iterable[str]) -> None:
+    def ack_many(self, lease_ids: Iterable[int]) -> None:
         """Ack several leases, all or nothing, with one sync."""
         ids = list(lease_ids)
         with self._mutex:
@@ -1253,7 +1304,7 @@ class DQue:
         if not turbo:
             self._sync(seq)
 
-    def release(self, lease_id: str) -> None:
+    def release(self, lease_id: int) -> None:
         """Put a leased item back at the head, ahead of newer items, in its original order.
 
         Raises LeaseError if the lease is not outstanding. An item released
@@ -1261,14 +1312,13 @@ class DQue:
         """
         self.release_many([lease_id])
 
-    def release_many(self, lease_ids: Iterable[str]) -> None:
+    def release_many(self, lease_ids: Iterable[int]) -> None:
         """Release several leases; LeaseError (nothing changed) if one is not outstanding."""
         ids = list(lease_ids)
         with self._mutex:
             self._check_open()
             for lease_id in ids:
-                if not isinstance(lease_id, str):
-                    raise TypeError(f"a lease id is a str, not {type(lease_id).__name__}")
+                _check_lease_id(lease_id)
                 if lease_id not in self._leases or ids.count(lease_id) > 1:
                     raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
             for lease_id in ids:
@@ -1463,6 +1513,11 @@ class DQue:
         state = "closed" if self._closed else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
+
+
+def _check_lease_id(lease_id: Any) -> None:
+    if isinstance(lease_id, bool) or not isinstance(lease_id, int):
+        raise TypeError(f"a lease id is an int, not {type(lease_id).__name__}")
 
 
 def _number(seg: Segment) -> int:
