@@ -1457,6 +1457,7 @@ class DQue:
         syncer, self._syncer = self._syncer, None
         if syncer is not None:
             self._syncer_stop.set()
+            self._syncer_wake.set()
             if syncer is not threading.current_thread():
                 syncer.join()
 
