@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import threading
@@ -168,7 +169,17 @@ def _owner_init(name: str, dirpath: str, options: dict[str, Any]) -> None:
 def _exit_with_parent() -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
-        parent.join()
+        # The sentinel pipe reaches EOF only once every copy of the creator's end is closed, and
+        # every process the creator forks later holds one: watch the creator's pid as well.
+        waitables: list[Any] = [parent.sentinel]
+        try:
+            waitables.append(os.pidfd_open(parent.pid))
+        except ProcessLookupError:
+            waitables = []  # the creator is already gone
+        except (AttributeError, OSError):
+            pass  # no pidfd_open (not Linux >= 5.3): the sentinel alone
+        if waitables:
+            multiprocessing.connection.wait(waitables)
     try:
         _OWNER.close()  # sync and release the lock
     finally:
@@ -302,10 +313,13 @@ class ProcessSafeDQue:
                 "maxsize": maxsize, "max_deliveries": max_deliveries,
             }
             self._start_owner(name, os.fspath(dirpath), qdir, options, context)
-        except LockedError:
+        except LockedError as locked:
             if if_locked == "raise":
                 raise
-            self._connect(qdir, wait=5.0)
+            try:
+                self._connect(qdir, wait=5.0)
+            except OwnerGoneError:
+                raise locked from None  # held, but by no owner process (a plain DQue, say)
 
     def _start_owner(self, name: str, dirpath: str, qdir: str, options: dict[str, Any], context: Any) -> None:
         if _config.exists(qdir):  # refuse at once if someone holds it, before starting a process
@@ -343,7 +357,7 @@ class ProcessSafeDQue:
                     raise OwnerGoneError(f"the owner of queue {qdir} is gone: {exc}") from None
                 info = proxy._callmethod("check")
                 break
-            except OwnerGoneError:
+            except (OwnerGoneError, FileNotFoundError):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)
@@ -352,7 +366,7 @@ class ProcessSafeDQue:
     def _setup(self, qdir: str, proxy: _QueueProxy, info: dict[str, Any], token: str, manager: Any) -> None:
         self.path = qdir
         self.dirpath, self.name = os.path.split(qdir)
-        self.segment_size: int = info["segment_size"]
+        self._segment_size: int = info["segment_size"]
         _, ser = resolve(info["serializer"])
         self._dumps = ser.dumps
         self._loads = ser.loads
@@ -365,14 +379,40 @@ class ProcessSafeDQue:
         if manager is not None:
             self._finalizer = weakref.finalize(self, _stop_owner, proxy, manager, qdir, self._pid)
 
+    @property
+    def segment_size(self) -> int:
+        """The queue's segment size (from its config)."""
+        self._ensure_connected()
+        return self._segment_size
+
     # ---------------------------------------------------------- plumbing
 
-    def _call(self, method: str, *args: Any) -> Any:
+    @classmethod
+    def _unconnected(cls, qdir: str) -> ProcessSafeDQue:
+        """A handle that connects to the queue's owner at its first call (see _reattach)."""
+        handle = cls.__new__(cls)
+        handle.path = qdir
+        handle.dirpath, handle.name = os.path.split(qdir)
+        handle._proxy = None
+        handle._token = None
+        handle._manager = None
+        handle._finalizer = None
+        handle._pid = os.getpid()
+        handle._closed = False
+        return handle
+
+    def _ensure_connected(self) -> None:
         if self._closed:
             raise ClosedError(f"queue handle {self.path} is closed")
+        if self._proxy is None:
+            self._connect(self.path)  # OwnerGoneError/FileNotFoundError here, in the caller
+
+    def _call(self, method: str, *args: Any) -> Any:
+        self._ensure_connected()
         return self._proxy._callmethod(method, args)
 
     def _serialize(self, item: Any) -> bytes:
+        self._ensure_connected()  # for the serializer
         try:
             payload = self._dumps(item)
         except Exception as exc:
@@ -567,7 +607,8 @@ class ProcessSafeDQue:
         if self.is_owner and self._finalizer is not None:
             self._finalizer()
         else:
-            self._proxy._disconnect()
+            if self._proxy is not None:
+                self._proxy._disconnect()
             if self._finalizer is not None:
                 self._finalizer.detach()
 
@@ -611,13 +652,21 @@ _attached_lock = threading.Lock()
 
 def _reattach(qdir: str) -> ProcessSafeDQue:
     """Unpickle a handle: reuse this process's connection to the queue's owner, or make one."""
+    # Never connect here: an exception while a Pool worker unpickles its task is taken for a
+    # broken pipe when it is an OSError (OwnerGoneError is a ConnectionError): the worker exits,
+    # the task is lost and map() waits forever. The handle connects at its first call instead.
     key = (os.getpid(), qdir)
     with _attached_lock:
         handle = _attached.get(key)
+        if handle is not None and not handle._closed and handle._proxy is not None:
+            try:
+                token = _read_owner_file(qdir).get("token")
+            except (OwnerGoneError, FileNotFoundError):
+                token = None
+            if token != handle._token:  # its owner has been replaced, or is gone
+                handle.close()
         if handle is None or handle._closed:
-            handle = ProcessSafeDQue.__new__(ProcessSafeDQue)
-            handle._closed = True
-            handle._connect(qdir)
+            handle = ProcessSafeDQue._unconnected(qdir)
             _attached[key] = handle
         return handle
 

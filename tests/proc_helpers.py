@@ -1,0 +1,279 @@
+"""Process roles for test_process.py (a test helper, not a test module).
+
+Two uses:
+
+* imported (``import proc_helpers``: pytest puts ``tests/`` on ``sys.path``, and
+  spawn/forkserver children get the parent's ``sys.path``), its module-level
+  functions are Pool and Process targets under every start method;
+* run as a script, ``python proc_helpers.py ROLE ARGS...``, it is a client or a
+  creator that the tests start with ``subprocess``, outside multiprocessing.
+
+Roles that run until stopped write a ledger: one line per event, each line one
+``os.write`` to a file opened with ``O_APPEND``, so a SIGKILL never tears a line
+and the ledger says exactly which calls returned. ``R`` says the role is ready;
+``X <monotonic time> <exception type>`` is its last line when a call raised
+(``time.monotonic`` is system-wide on Linux, so the tests compare it with the
+moment they sent a SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+import dque
+
+NAME = "q"
+
+
+# --------------------------------------------------------------------------- Pool / Process targets
+
+
+def drain(q: dque.ProcessSafeDQue, batch: int) -> tuple[int, list]:
+    """Take items until the queue stays empty for a moment: (this worker's pid, the items in order)."""
+    got: list = []
+    while True:
+        try:
+            got.append(q.dequeue_block(timeout=0.3))
+        except dque.Empty:
+            return os.getpid(), got
+        got.extend(q.dequeue_many(batch))
+
+
+def try_enqueue(q: dque.ProcessSafeDQue, what: str) -> str:
+    """Enqueue something unpicklable made here; the name of the exception raised (or "returned")."""
+    if what == "lambda":
+        call = lambda: q.enqueue(lambda: None)  # noqa: E731
+    elif what == "lock":
+        call = lambda: q.enqueue(threading.Lock())  # noqa: E731
+    elif what == "many":
+        call = lambda: q.enqueue_many(["fine", threading.Lock(), "fine too"])  # noqa: E731
+    elif what == "put":
+        call = lambda: q.put(lambda: None, timeout=1)  # noqa: E731
+    else:
+        raise ValueError(what)
+    try:
+        call()
+    except Exception as exc:
+        return type(exc).__name__
+    return "returned"
+
+
+def handle_size(q: dque.ProcessSafeDQue) -> object:
+    """``q.size()`` as seen in this process, or the exception's type name."""
+    try:
+        return q.size()
+    except Exception as exc:
+        return type(exc).__name__
+
+
+# --------------------------------------------------------------------------- subprocess roles
+
+
+def _ledger(path: str):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(line: str) -> None:
+        os.write(fd, (line + "\n").encode())
+
+    return write
+
+
+def _fail(write, exc: BaseException) -> None:
+    write(f"X {time.monotonic():.6f} {type(exc).__name__}")
+    os._exit(0)
+
+
+def producer(dirpath: str, ledger: str) -> None:
+    """Enqueue 0, 1, 2, ... and log ``+i`` after each enqueue returned."""
+    write = _ledger(ledger)
+    q = dque.attach(NAME, dirpath)
+    write("R")
+    i = 0
+    try:
+        while True:
+            q.enqueue(i)
+            write(f"+{i}")
+            i += 1
+    except Exception as exc:
+        _fail(write, exc)
+
+
+def consumer(dirpath: str, ledger: str, mode: str) -> None:
+    """Take items and log ``-i`` for each one a call returned.
+
+    ``many``: ``dequeue_many(3)`` in a loop; ``block``: logs ``W`` and waits in
+    ``dequeue_block(timeout=None)``, again and again.
+    """
+    write = _ledger(ledger)
+    q = dque.attach(NAME, dirpath)
+    write("R")
+    try:
+        while True:
+            if mode == "many":
+                got = q.dequeue_many(3)
+                if got:
+                    write("\n".join(f"-{i}" for i in got))
+                else:
+                    time.sleep(0.001)
+            else:
+                write("W")
+                write(f"-{q.dequeue_block(timeout=None)}")
+    except Exception as exc:
+        _fail(write, exc)
+
+
+def churn(dirpath: str, ledger: str, tag: str, stopfile: str) -> None:
+    """Enqueue ``tag:n`` and dequeue, alternately, until ``stopfile`` appears.
+
+    Logs ``E n`` before and ``e n`` after an enqueue, ``D`` before and ``d item``
+    (``d -`` for Empty) after a dequeue, so the last line names the call in flight.
+    """
+    write = _ledger(ledger)
+    q = dque.attach(NAME, dirpath)
+    write("R")
+    n = 0
+    try:
+        while not os.path.exists(stopfile):
+            write(f"E {n}")
+            q.enqueue(f"{tag}:{n}")
+            write(f"e {n}")
+            n += 1
+            write("D")
+            try:
+                item = q.dequeue()
+            except dque.Empty:
+                item = "-"
+            write(f"d {item}")
+    except Exception as exc:
+        _fail(write, exc)
+    q.close()
+    write("S")
+
+
+def creator(dirpath: str, context: str, fork_child: str = "") -> None:
+    """Create a ProcessSafeDQue, enqueue two items, print the pids as JSON, then sleep until killed.
+
+    With ``fork_child`` it also starts a fork-context ``multiprocessing.Process``
+    that sleeps (a long-lived child, like a worker process).
+    """
+    import multiprocessing
+
+    q = dque.ProcessSafeDQue(NAME, dirpath, context=context or None)
+    q.enqueue_many(["one", "two"])
+    info = {"creator": os.getpid(), "owner": q._manager._process.pid}
+    if fork_child:
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,), daemon=True)
+        child.start()
+        info["child"] = child.pid
+    print(json.dumps(info), flush=True)
+    time.sleep(120)
+
+
+def fork_exit(dirpath: str) -> None:
+    """Create a ProcessSafeDQue, os.fork() a child that enqueues and exits normally, then use the queue."""
+    q = dque.ProcessSafeDQue(NAME, dirpath)
+    q.enqueue("parent")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            q.enqueue("child")
+        finally:
+            sys.exit(0)  # a normal exit: atexit handlers run in the child
+    os.waitpid(pid, 0)
+    try:
+        result = {"size": q.size(), "owner_file": os.path.exists(os.path.join(q.path, "dque.owner"))}
+    except Exception as exc:
+        result = {"error": type(exc).__name__}
+    print(json.dumps(result), flush=True)
+    q.close()
+
+
+class Agent:
+    """Runs JSON commands read from stdin, one per line, and answers each with one JSON line.
+
+    The answer is ``{"ok": result}`` or ``{"error": type name, "msg": text}``.
+    Commands: ``["create", kwargs]``, ``["attach", kwargs]``, ``["race", gofile,
+    kwargs]`` (create once ``gofile`` exists), ``["open"]`` (a plain dque.open
+    that holds the lock), ``["call", name, *args]`` on the current handle (an attribute if not callable),
+    ``["lease", n]`` (lease_many, the leases kept),
+    ``["close"]``, ``["info"]``; ``["exit"]`` closes the handle and exits normally.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = dirpath
+        self.handle = None
+        self.leases: list = []
+
+    def info(self) -> dict:
+        h = self.handle
+        out = {"pid": os.getpid()}
+        if isinstance(h, dque.ProcessSafeDQue):
+            out["is_owner"] = h.is_owner
+            with open(os.path.join(h.path, "dque.owner")) as f:
+                out["owner"] = json.load(f)["pid"]
+        return out
+
+    def run(self, op: str, *args):
+        if op == "create":
+            self.handle = dque.ProcessSafeDQue(NAME, self.dirpath, **args[0])
+            return self.info()
+        if op == "attach":
+            self.handle = dque.attach(NAME, self.dirpath, **args[0])
+            return self.info()
+        if op == "race":
+            gofile, kwargs = args
+            while not os.path.exists(gofile):
+                time.sleep(0.0005)
+            self.handle = dque.ProcessSafeDQue(NAME, self.dirpath, **kwargs)
+            return self.info()
+        if op == "open":
+            self.handle = dque.open(NAME, self.dirpath)
+            return "held"
+        if op == "call":
+            name, *rest = args
+            result = getattr(self.handle, name)
+            if callable(result):
+                result = result(*rest)
+            return list(result) if isinstance(result, tuple) else result
+        if op == "lease":  # lease_many(n), kept here: [[id, item, deliveries], ...]
+            leases = self.handle.lease_many(args[0])
+            self.leases.extend(leases)
+            return [[lease.id, lease.item, lease.deliveries] for lease in leases]
+        if op == "close":
+            self.handle.close()
+            return None
+        if op == "info":
+            return self.info()
+        raise ValueError(f"unknown command {op!r}")
+
+    def main(self) -> None:
+        for line in sys.stdin:  # (EOF may never come: forked processes can hold the other end of the pipe)
+            op, *args = json.loads(line)
+            if op == "exit":
+                break
+            try:
+                answer = {"ok": self.run(op, *args)}
+            except Exception as exc:
+                answer = {"error": type(exc).__name__, "msg": str(exc)}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+        if self.handle is not None:
+            self.handle.close()
+
+
+if __name__ == "__main__":
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)  # a stuck role prints its stacks to its stderr file
+    role, *argv = sys.argv[1:]
+    if role == "agent":
+        Agent(*argv).main()
+    else:
+        {"producer": producer, "consumer": consumer, "churn": churn, "creator": creator, "fork_exit": fork_exit}[role](
+            *argv
+        )
