@@ -2,12 +2,13 @@
 
     python examples/pool_workers.py [--dir DIR] [--jobs N] [--workers W] [--reset]
 
-The first run fills the queue "jobs" with N jobs; every worker takes jobs from
-it, "works" (squares the number, sleeps a little) and puts a result on the
-durable queue "results". Kill it at any moment (Ctrl-C, or kill -9 of the
-whole process group) and run it again: it carries on with the jobs that are
-left. Only a job a worker had taken but not yet finished when it was killed
-can be lost (plain dequeue is at-most-once).
+The first run fills the queue "jobs" with N jobs; every worker leases jobs
+from it, "works" (squares the number, sleeps a little), puts a result on the
+durable queue "results" and acks the job. Kill it at any moment (Ctrl-C, or
+kill -9 of the whole process group) and run it again: it carries on with the
+jobs that are left. No job is lost: one a worker was holding when it was
+killed comes back (its lease was never acked) and is done again, so a job may
+have two results, never none.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ def work(worker_no: int) -> int:
     done = 0
     while True:
         try:
-            job = _jobs.dequeue_block(timeout=0.5)
+            lease = _jobs.lease(timeout=0.5)
         except dque.Empty:
             return done
-        time.sleep(0.002)  # the "work"
-        _results.enqueue({"job": job, "square": job * job, "worker": worker_no, "pid": os.getpid()})
+        with lease:  # acked when the block ends cleanly, released if it raises
+            job = lease.item
+            time.sleep(0.002)  # the "work"
+            _results.enqueue({"job": job, "square": job * job, "deliveries": lease.deliveries, "pid": os.getpid()})
         done += 1
 
 
@@ -61,7 +64,7 @@ def main() -> None:
             print(f"created {args.jobs} jobs in {os.path.abspath(args.dir)}")
         else:
             print(f"carrying on: {jobs.size()} jobs left, {results.size()} results so far")
-        total = jobs.size()
+        total = jobs.size() + jobs.in_flight()
         started = time.monotonic()
         with multiprocessing.Pool(args.workers, initializer=_init, initargs=(jobs, results)) as pool:
             pending = pool.map_async(work, range(args.workers))
