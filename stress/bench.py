@@ -36,6 +36,14 @@ Scenarios (same machine, same disk; all but ``procs`` in one process):
     first put to the last consumer's end; each consumer stops on an end marker that it puts
     back for the next one. Also: the owner's start-up time (``ProcessSafeDQue(...)`` until
     its first call returns) under fork, spawn and forkserver, median of 3 (1 run with ``--quick``).
+``leases``
+    Acknowledged delivery against plain takes, on a queue filled beforehand (untimed): turbo
+    mode, N items one per call, ``dequeue()`` against ``lease(block=False)`` + ``lease.ack()``
+    (the cost ratio: lease+ack time / dequeue time); safe mode, ``--lease-items`` items the same
+    two ways; safe mode ``lease_many(100)`` + ``ack_many(ids)`` against ``dequeue_many(100)``,
+    N items. In the timed phase every fdatasync dque makes is counted (``dque._fs.datasync``
+    is wrapped in this process), per item and per take / ack call, and so are its directory
+    fsyncs (``dque._fs.sync_dir``). The contenders take turns, ``--repeat`` rounds.
 
 Peer libraries are optional: a missing one shows "not installed" in its row. Every
 contender works in its own temporary directory under ``--dir`` (default: a fresh
@@ -56,6 +64,7 @@ import datetime
 import importlib
 import importlib.metadata
 import json
+import math
 import multiprocessing
 import os
 import pickle
@@ -68,6 +77,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import traceback
@@ -77,7 +87,7 @@ from zlib import crc32
 
 import dque
 
-SCENARIOS = ("turbo", "safe", "batch", "memory", "procs")
+SCENARIOS = ("turbo", "safe", "batch", "memory", "procs", "leases")
 SEGMENT_SIZE = 1000
 BATCH = 100
 CHUNK = 1000  # items between two looks at the clock in a timed loop
@@ -106,7 +116,7 @@ class Row:
 class Column:
     key: str
     header: str
-    kind: str = "rate"  # rate (items/s, with a ratio column) | mb | sec
+    kind: str = "rate"  # rate (items/s, with a ratio column) | mb | sec | x (a ratio) | count (2 decimals) | int
 
 
 @dataclass
@@ -116,6 +126,7 @@ class Table:
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
     base: str = ""  # default base row for ratios
+    legend: str = ""  # what the ratio column means, when neither ``base`` nor the batch wording says it
 
     def row(self, name: str) -> Row | None:
         return next((r for r in self.rows if r.name == name), None)
@@ -994,6 +1005,235 @@ def scenario_procs(args: argparse.Namespace) -> tuple[Table, Table]:
     return table, startup
 
 
+# --------------------------------------------------------------------------- leases
+
+LEASE_DEQ_TURBO = "dque turbo, dequeue"
+LEASE_TURBO = "dque turbo, lease + ack"
+LEASE_DEQ_SAFE = "dque safe, dequeue"
+LEASE_SAFE = "dque safe, lease + ack"
+LEASE_DEQ_MANY = f"dque safe, dequeue_many({BATCH})"
+LEASE_MANY = f"dque safe, lease_many({BATCH}) + ack_many"
+LEASE_STEP = 100  # items (or batches) between two looks at the clock in a lease drain
+
+
+class SyncCounter:
+    """Count dque's fdatasync calls (``dque._fs.datasync``) and directory fsyncs (``dque._fs.sync_dir``).
+
+    The engine calls both through the module, so replacing the module's names
+    sees every call, the background syncer's included, for as long as the
+    ``with`` block lasts.
+    """
+
+    def __init__(self) -> None:
+        self.datasyncs = 0
+        self.dir_syncs = 0
+        self._saved: tuple[Callable, Callable] | None = None
+
+    def __enter__(self) -> SyncCounter:
+        fs = dque._fs
+        real_datasync, real_sync_dir = self._saved = (fs.datasync, fs.sync_dir)
+
+        def datasync(fd: int) -> None:
+            self.datasyncs += 1
+            real_datasync(fd)
+
+        def sync_dir(path: str) -> None:
+            self.dir_syncs += 1
+            real_sync_dir(path)
+
+        fs.datasync, fs.sync_dir = datasync, sync_dir
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._saved is not None
+        dque._fs.datasync, dque._fs.sync_dir = self._saved
+
+
+@dataclass
+class Drain:
+    """What a timed drain did: the items, its seconds, its take and ack calls and the fdatasyncs each made."""
+
+    got: list
+    seconds: float
+    takes: int = 0
+    acks: int = 0
+    take_syncs: int | None = None  # None: not attributed (turbo, where they come from the background syncer)
+    ack_syncs: int | None = None
+
+
+def drain_dequeue(q, n: int, cap: float, syncs: SyncCounter, attribute: bool) -> Drain:
+    """``dequeue()`` n times (as timed_gets does); every sync is the take's."""
+    got, seconds = timed_gets(q.dequeue, n, cap)
+    return Drain(got, seconds, takes=len(got), take_syncs=syncs.datasyncs if attribute else None)
+
+
+def drain_lease(q, n: int, cap: float, syncs: SyncCounter, attribute: bool) -> Drain:
+    """``lease(block=False)`` + ``lease.ack()`` n times; with ``attribute``, note which call synced."""
+    got: list = []
+    append, lease = got.append, q.lease
+    take_syncs = ack_syncs = 0
+    start = time.perf_counter()
+    if attribute:
+        while len(got) < n:
+            for _ in range(min(LEASE_STEP, n - len(got))):
+                before = syncs.datasyncs
+                taken = lease(block=False)
+                leased = syncs.datasyncs
+                taken.ack()
+                take_syncs += leased - before
+                ack_syncs += syncs.datasyncs - leased
+                append(taken.item)
+            if time.perf_counter() - start > cap:
+                break
+    else:  # the same loop without the bookkeeping, for turbo's tight timing
+        while len(got) < n:
+            for _ in range(min(CHUNK, n - len(got))):
+                taken = lease(block=False)
+                taken.ack()
+                append(taken.item)
+            if time.perf_counter() - start > cap:
+                break
+    seconds = time.perf_counter() - start
+    if not attribute:
+        return Drain(got, seconds, len(got), len(got))
+    return Drain(got, seconds, len(got), len(got), take_syncs, ack_syncs)
+
+
+def drain_dequeue_many(q, n: int, cap: float, syncs: SyncCounter, attribute: bool) -> Drain:
+    """``dequeue_many(BATCH)`` until n items came back."""
+    got: list = []
+    calls = 0
+    start = time.perf_counter()
+    while len(got) < n:
+        chunk = q.dequeue_many(BATCH)
+        if not chunk:
+            break
+        got.extend(chunk)
+        calls += 1
+        if calls % LEASE_STEP == 0 and time.perf_counter() - start > cap:
+            break
+    return Drain(got, time.perf_counter() - start, takes=calls, take_syncs=syncs.datasyncs if attribute else None)
+
+
+def drain_lease_many(q, n: int, cap: float, syncs: SyncCounter, attribute: bool) -> Drain:
+    """``lease_many(BATCH)`` + ``ack_many([ids])`` until n items came back."""
+    got: list = []
+    calls = take_syncs = ack_syncs = 0
+    start = time.perf_counter()
+    while len(got) < n:
+        before = syncs.datasyncs
+        leases = q.lease_many(BATCH)
+        if not leases:
+            break
+        leased = syncs.datasyncs
+        q.ack_many([lease.id for lease in leases])
+        take_syncs += leased - before
+        ack_syncs += syncs.datasyncs - leased
+        got.extend(lease.item for lease in leases)
+        calls += 1
+        if calls % LEASE_STEP == 0 and time.perf_counter() - start > cap:
+            break
+    seconds = time.perf_counter() - start
+    if not attribute:
+        return Drain(got, seconds, calls, calls)
+    return Drain(got, seconds, calls, calls, take_syncs, ack_syncs)
+
+
+DRAINS = {
+    "dequeue": drain_dequeue,
+    "lease": drain_lease,
+    "dequeue_many": drain_dequeue_many,
+    "lease_many": drain_lease_many,
+}
+
+
+def lease_drain(root: str, items: list, turbo: bool, how: str, cap: float) -> tuple[dict[str, float], str]:
+    """Fill a fresh queue (untimed), then time taking every item back ``how``, counting dque's syncs."""
+    n = len(items)
+    with workdir(root, f"lease-{how}-{'turbo' if turbo else 'safe'}") as path:
+        q = dque.new("bench", path, segment_size=SEGMENT_SIZE, turbo=turbo)
+        try:
+            for i in range(0, n, SEGMENT_SIZE):
+                q.enqueue_many(items[i : i + SEGMENT_SIZE])
+            q.turbo_sync()  # turbo: the fill's segments are synced now, not by the syncer during the drain
+            with SyncCounter() as syncs:
+                drain = DRAINS[how](q, n, cap, syncs, attribute=not turbo)
+            left, in_flight = q.size(), q.in_flight()
+        finally:
+            q.close()
+    done = len(drain.got)
+    check_fifo(drain.got, items)
+    if in_flight:
+        raise AssertionError(f"{in_flight} leases still outstanding after every ack returned")
+    if left != n - done:
+        raise AssertionError(f"size() is {left} after taking {done:,} of {n:,} items")
+    values = {
+        "rate": done / drain.seconds,
+        "sync_item": syncs.datasyncs / done,
+        "dir_syncs": syncs.dir_syncs,
+        "elapsed": drain.seconds,
+    }
+    if drain.take_syncs is not None:
+        values["sync_take"] = drain.take_syncs / drain.takes
+    if drain.ack_syncs is not None:
+        values["sync_ack"] = drain.ack_syncs / drain.acks
+    note = f"{done:,} items" if done == n else f"capped at {done:,} of {n:,} items by --max-seconds"
+    return values, note
+
+
+def scenario_leases(args: argparse.Namespace) -> Table:
+    cols = [
+        Column("rate", "items/s"),
+        Column("cost", "time/item vs base", "x"),
+        Column("sync_item", "fdatasync/item", "count"),
+        Column("sync_take", "fdatasync/take", "count"),
+        Column("sync_ack", "fdatasync/ack", "count"),
+        Column("dir_syncs", "dir fsyncs", "int"),
+    ]
+    table = Table(
+        "leases",
+        "leases: take a filled queue's items back, plain take vs lease + ack (1 process; the fill is not timed)",
+        cols,
+        legend="   (base = the plain take in the same mode: dequeue, or dequeue_many for the batch rows; ratio = items/s "
+        "divided by the base's, this run;\n    time/item vs base = its inverse, the lease+ack cost ratio; "
+        "fdatasync counted by wrapping dque._fs.datasync, per item and per take (dequeue, lease) / ack call;\n"
+        "    dir fsyncs = dque._fs.sync_dir calls in the whole timed phase; turbo's syncs come from its background "
+        "syncer, so they are not split by call)",
+    )
+    turbo_items, safe_items = make_items(args.items), make_items(args.lease_items)
+    root, cap = args.bench_dir, args.max_seconds
+    turbo_new = f"dque.new(turbo=True, segment_size={SEGMENT_SIZE})"
+    contenders = [  # (name, how, turbo, items, base, note)
+        (LEASE_DEQ_TURBO, "dequeue", True, turbo_items, LEASE_DEQ_TURBO, f"{turbo_new}: dequeue() per item"),
+        (LEASE_TURBO, "lease", True, turbo_items, LEASE_DEQ_TURBO, "lease(block=False) + lease.ack() per item"),
+        (LEASE_DEQ_SAFE, "dequeue", False, safe_items, LEASE_DEQ_SAFE, "turbo=False: dequeue() per item"),
+        (LEASE_SAFE, "lease", False, safe_items, LEASE_DEQ_SAFE, "turbo=False: lease(block=False) + lease.ack()"),
+        (LEASE_DEQ_MANY, "dequeue_many", False, turbo_items, LEASE_DEQ_MANY, f"turbo=False: dequeue_many({BATCH})"),
+        (
+            LEASE_MANY,
+            "lease_many",
+            False,
+            turbo_items,
+            LEASE_DEQ_MANY,
+            f"turbo=False: lease_many({BATCH}) + ack_many([l.id for l in leases])",
+        ),
+    ]
+    replays = round_robin(
+        args.repeat,
+        [
+            lambda items=items, turbo=turbo, how=how: lease_drain(root, items, turbo, how, cap)
+            for _, how, turbo, items, _, _ in contenders
+        ],
+    )
+    for (name, _, _, _, base, note), replay in zip(contenders, replays, strict=True):
+        run_row(table, name, replay, note, base=base)
+    for row in table.rows:
+        base = table.row(row.base or "")
+        if row.status == "ok" and base is not None and base.status == "ok":
+            row.values["cost"] = base.values["rate"] / row.values["rate"]
+    return table
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -1004,6 +1244,12 @@ def fmt(value: float | None, kind: str) -> str:
         return f"{value:,.0f}"
     if kind == "sec":
         return f"{value:.3f}"
+    if kind == "x":
+        return f"{value:.2f}x"
+    if kind == "count":
+        return f"{value:.2f}"
+    if kind == "int":
+        return f"{value:,.0f}"
     return f"{value:,.1f}"
 
 
@@ -1036,7 +1282,9 @@ def render(table: Table) -> str:
         lines.append(cells)
     widths = [max(len(str(c[i])) for c in [headers, *lines]) for i in range(len(headers) - 1)]
     out = [f"== {table.title}"]
-    if table.base:
+    if table.legend:
+        out.append(table.legend)
+    elif table.base:
         out.append(f"   (ratio = items/s divided by the '{table.base}' row of this run)")
     elif any(r.base for r in table.rows):
         out.append("   (ratio = items/s divided by dque's one-item-per-call rate in the same mode, this run)")
@@ -1058,6 +1306,7 @@ def verdict(tables: dict[str, Table]) -> list[Check]:
         *safe_checks(tables.get("safe")),
         *memory_checks(tables.get("memory")),
         *procs_checks(tables.get("procs"), tables.get("procs-startup")),
+        *lease_checks(tables.get("leases")),
     ]
 
 
@@ -1141,6 +1390,29 @@ def procs_checks(p: Table | None, s: Table | None) -> list[Check]:
     return checks
 
 
+def lease_checks(t: Table | None) -> list[Check]:
+    cost = t.value(LEASE_TURBO, "cost") if t else None
+    checks: list[Check] = [
+        ("turbo lease+ack <= 1.5x dequeue time", "n/a", None)
+        if cost is None
+        else ("turbo lease+ack <= 1.5x dequeue time", f"{cost:.2f}x", cost <= 1.5)
+    ]
+    per_item, deq = (t.value(LEASE_SAFE, "sync_item"), t.value(LEASE_DEQ_SAFE, "sync_item")) if t else (None, None)
+    goal = "safe lease+ack <= 2 fdatasync/item"
+    if per_item is None:
+        checks.append((goal, "n/a", None))
+    else:
+        shown = f"{per_item:.2f}/item" + (f" (dequeue {deq:.2f})" if deq is not None else "")
+        checks.append((goal, shown, per_item <= 2.0))
+    take, ack = (t.value(LEASE_MANY, "sync_take"), t.value(LEASE_MANY, "sync_ack")) if t else (None, None)
+    goal = f"safe lease_many({BATCH})/ack_many 1 fdatasync each"
+    if take is None or ack is None:
+        checks.append((goal, "n/a", None))
+    else:
+        checks.append((goal, f"{take:.2f} per lease_many, {ack:.2f} per ack_many", take <= 1.0 and ack <= 1.0))
+    return checks
+
+
 def share(goal: str, mine: float | None, ref: float | None, goal_ratio: float = 0.6, as_ratio: bool = False) -> Check:
     if mine is None or not ref:
         return goal, "n/a", None
@@ -1216,7 +1488,39 @@ def filesystem(path: str) -> str:
 # --------------------------------------------------------------------------- chart / json
 
 
-def chart(tables: dict[str, Table], path: str) -> None:
+CHART_LOG_SPREAD = 30  # a panel whose bars span more than this factor gets a log scale
+
+
+def compact(value: float) -> str:
+    """299,123 -> '299k', 5,305 -> '5.3k', 1,234,567 -> '1.2M' (bar labels)."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            v = value / scale
+            return f"{v:.0f}{suffix}" if v >= 100 else f"{v:.1f}{suffix}".replace(".0" + suffix, suffix)
+    return f"{value:.0f}"
+
+
+def wrap_label(name: str, width: int = 18) -> str:
+    """A contender's name on lines of ``width``; a long dotted name breaks after its first dot."""
+    words = []
+    for word in name.split(" "):
+        head, dot, tail = word.partition(".")
+        words += [head + dot, tail] if len(word) > width and dot else [word]
+    return textwrap.fill(" ".join(words), width, break_long_words=False)
+
+
+def machine_summary(machine: dict[str, str]) -> str:
+    """One line for the chart's title: date, CPU, cores, RAM, file system, Python."""
+    python = " ".join(machine.get("python", "").split()[:2])
+    fs = " ".join(machine.get("filesystem", "").split()[:3])  # 'ext4 on /dev/vda'
+    return (
+        f"{machine.get('date', '')[:10]} | {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"{machine.get('ram', '?')} RAM | {fs} | {python} | dque {machine.get('dque', '?').split()[0]}"
+    )
+
+
+def chart(tables: dict[str, Table], path: str, machine: dict[str, str]) -> None:
+    """One panel of grouped bars per throughput table (items/s columns), labeled, log scale where needed."""
     try:
         import matplotlib
 
@@ -1228,24 +1532,50 @@ def chart(tables: dict[str, Table], path: str) -> None:
     shown = [t for t in tables.values() if any(c.kind == "rate" for c in t.columns)]
     if not shown:
         return
-    fig, axes = plt.subplots(len(shown), 1, figsize=(11, 4 * len(shown)), squeeze=False)
+    fig, axes = plt.subplots(len(shown), 1, figsize=(12, 4.0 * len(shown) + 0.8), squeeze=False)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
     for ax, table in zip(axes[:, 0], shown, strict=True):
         rows = [r for r in table.rows if r.status in ("ok", "quoted") and r.values]
         cols = [c for c in table.columns if c.kind == "rate"]
+        present = [r.values[c.key] for r in rows for c in cols if r.values.get(c.key)]
+        log = bool(present) and max(present) / min(present) > CHART_LOG_SPREAD
         width = 0.8 / len(cols)
         for i, col in enumerate(cols):
-            xs = [j + i * width for j in range(len(rows))]
-            ax.bar(xs, [r.values.get(col.key, 0) for r in rows], width, label=col.header)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
+            xs = [j - 0.4 + width * (i + 0.5) for j in range(len(rows))]
+            heights = [r.values.get(col.key) or math.nan for r in rows]
+            bars = ax.bar(xs, heights, width * 0.95, label=col.header, color=colors[i % len(colors)])
+            for bar, row in zip(bars, rows, strict=True):
+                if row.status == "quoted":
+                    bar.set_hatch("//")
+                    bar.set_alpha(0.55)
+            labels = ["" if math.isnan(h) else compact(h) for h in heights]
+            ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+        ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(
-            [r.name + (" (quoted)" if r.status == "quoted" else "") for r in rows], rotation=20, ha="right", fontsize=8
+            [wrap_label(r.name + (" (quoted)" if r.status == "quoted" else "")) for r in rows], fontsize=8
         )
-        ax.set_yscale("log")
-        ax.set_ylabel("items/s (log)")
-        ax.set_title(table.title, fontsize=9)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        for tick, row in zip(ax.get_xticklabels(), rows, strict=True):
+            if row.name.startswith("dque"):
+                tick.set_fontweight("bold")
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(min(present) / 2, max(present) * 4)
+            ax.set_ylabel("items/s (log scale)")
+        else:
+            ax.set_ylim(0, max(present, default=1) * 1.18)
+            ax.set_ylabel("items/s")
+        ax.grid(axis="y", which="major", alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.set_title(textwrap.fill(table.title, 130), fontsize=9.5)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
+    fig.suptitle(
+        "dque benchmark: throughput, higher is better (bold: dque; hatched: quoted, not measured)\n"
+        + machine_summary(machine),
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"chart written to {path}", file=sys.stderr)
 
@@ -1303,6 +1633,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--procs-items", type=int, help="items moved between processes in procs (default 100000; --quick: 2000)"
     )
+    p.add_argument(
+        "--lease-items", type=int, help="items for the safe one-per-call rows of leases (default 2000; --quick: 200)"
+    )
     p.add_argument("--quick", action="store_true", help="smoke run with tiny sizes, a few seconds (for CI)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of: " + ",".join(SCENARIOS))
     p.add_argument("--dir", help="put temporary queues in a fresh directory under DIR (default: the current directory)")
@@ -1325,6 +1658,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "safe_items": (3_000, 200),
         "memory_items": (1_000_000, 20_000),
         "procs_items": (100_000, 2_000),
+        "lease_items": (2_000, 200),
         "max_seconds": (15.0, 5.0),
         "repeat": (3, 1),
     }
@@ -1332,7 +1666,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
     args.memory_small = min(1_000, args.memory_items)
-    for key in ("items", "safe_items", "memory_items", "procs_items", "repeat"):
+    for key in ("items", "safe_items", "memory_items", "procs_items", "lease_items", "repeat"):
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be at least 1")
     return args
@@ -1349,7 +1683,13 @@ def run(args: argparse.Namespace) -> dict[str, Table]:
         elif name == "procs":
             tables[name], tables["procs-startup"] = scenario_procs(args)
         else:
-            tables[name] = {"turbo": scenario_turbo, "safe": scenario_safe, "memory": scenario_memory}[name](args)
+            scenario = {
+                "turbo": scenario_turbo,
+                "safe": scenario_safe,
+                "memory": scenario_memory,
+                "leases": scenario_leases,
+            }[name]
+            tables[name] = scenario(args)
     return tables
 
 
@@ -1383,7 +1723,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         dump_json(args.json, machine, args, tables, checks, line)
     if args.chart:
-        chart(tables, args.chart)
+        chart(tables, args.chart, machine)
     for crash in CRASHES:
         print(f"\nCRASH in {crash}", file=sys.stderr)
     return 1 if CRASHES else 0

@@ -519,11 +519,11 @@ class ProcessSafeDQue:
 
     def _make_leases(self, got: list[tuple[int, bytes, int]]) -> list[Lease]:
         leases = []
-        for i, (lease_id, payload, deliveries) in enumerate(got):
+        for lease_id, payload, deliveries in got:
             try:
                 item = self._loads(payload)
             except Exception as exc:
-                self._call("call", "release_many", [lid for lid, _, _ in got[i:]])
+                self._call("call", "release_many", [lid for lid, _, _ in got])  # all back, in order
                 raise SerializationError(f"cannot deserialize an item leased from {self.path}: {exc!r}") from exc
             leases.append(Lease(self, lease_id, item, deliveries))
         return leases

@@ -6,9 +6,10 @@ methods take the mutex; ``*_locked`` helpers assume it is held.
 
 Durability (safe mode) uses group commit: a call appends its record under
 the mutex, then waits, outside it, until a sync covering its write has
-finished. One thread at a time (holding ``_sync_lock``) syncs everything
-written so far, so threads arriving while an fsync runs share the next one.
-Lock order: ``_sync_lock`` before ``_mutex``, never the other way.
+finished. One thread at a time (the one that set ``_syncing``) syncs
+everything written so far; threads arriving while an fsync runs share the
+next one, and every thread a finished sync covers is woken at once.
+``_sync_state`` is never held while ``_mutex`` is taken.
 """
 
 from __future__ import annotations
@@ -301,7 +302,9 @@ class DQue:
         self._closed = False
 
         # Group commit. _write_seq counts writes; _synced_seq is the last one on stable storage.
-        self._sync_lock = threading.Lock()
+        # Guards _syncing and _synced_seq; notified (all) when a sync ends.
+        self._sync_state = threading.Condition(threading.Lock())
+        self._syncing = False
         self._write_seq = 0
         self._synced_seq = 0
         self._dir_dirty = False
@@ -896,36 +899,53 @@ class DQue:
 
     def _sync(self, upto: int | None) -> None:
         """Return once every write numbered ``upto`` or earlier (all, if None) is on stable storage."""
-        with self._sync_lock:
-            if upto is not None and self._synced_seq >= upto:
+        with self._sync_state:
+            while upto is None or self._synced_seq < upto:
+                if not self._syncing:
+                    self._syncing = True  # this thread syncs, for itself and the others
+                    break
+                self._sync_state.wait()
+            else:
                 return  # another thread's sync covered this write
+        target = None
+        try:
+            target = self._sync_everything()
+        finally:
+            with self._sync_state:
+                self._syncing = False
+                if target is not None and target > self._synced_seq:
+                    self._synced_seq = target
+                self._sync_state.notify_all()
+
+    def _sync_everything(self) -> int | None:
+        """Sync all writes made so far; returns the last write number covered (None if closed)."""
+        with self._mutex:
+            if self._closed:
+                return None
+            target = self._write_seq
+            rolled, doomed = self._take_background_locked()
+            fds = []
+            for seg in self._open_segments():
+                if seg.dirty and seg.fd >= 0:
+                    fds.append(_fs.dup(seg.fd))
+                    seg.dirty = False
+            dir_dirty, self._dir_dirty = self._dir_dirty or bool(doomed), False
+        try:
+            self._finish_background_locked(rolled, doomed)  # needs no mutex
+            for fd in fds:
+                _fs.datasync(fd)
+            if dir_dirty:
+                _fs.sync_dir(self.path)
+        except BaseException:
             with self._mutex:
-                if self._closed:
-                    return
-                target = self._write_seq
-                rolled, doomed = self._take_background_locked()
-                fds = []
                 for seg in self._open_segments():
-                    if seg.dirty and seg.fd >= 0:
-                        fds.append(_fs.dup(seg.fd))
-                        seg.dirty = False
-                dir_dirty, self._dir_dirty = self._dir_dirty or bool(doomed), False
-            try:
-                self._finish_background_locked(rolled, doomed)  # needs no mutex
-                for fd in fds:
-                    _fs.datasync(fd)
-                if dir_dirty:
-                    _fs.sync_dir(self.path)
-            except BaseException:
-                with self._mutex:
-                    for seg in self._open_segments():
-                        seg.dirty = True
-                    self._dir_dirty = True
-                raise
-            finally:
-                for fd in fds:
-                    _fs.close(fd)
-            self._synced_seq = target
+                    seg.dirty = True
+                self._dir_dirty = True
+            raise
+        finally:
+            for fd in fds:
+                _fs.close(fd)
+        return target
 
     def _after_write(self, seq: int, turbo: bool) -> None:
         if not turbo:
@@ -1194,6 +1214,8 @@ class DQue:
         Durable on return in safe mode (the hand-out is counted in
         ``Lease.deliveries`` across restarts).
         """
+        if block:
+            _check_timeout(timeout)
         if ttl is None:
             # The common case kept short: the head's next item, nobody waiting to put.
             taken = False
@@ -1225,7 +1247,7 @@ class DQue:
             if taken:
                 self._sync(seq)
                 return Lease(self, lease_id, item, deliveries)
-        ((lease_id, item, deliveries),) = self._lease_payloads(1, block, timeout, ttl, raw=False)
+        ((lease_id, item, deliveries),) = self._lease_payloads(1, block, timeout, ttl, raw=False, raise_empty=True)
         return Lease(self, lease_id, item, deliveries)
 
     def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
@@ -1237,7 +1259,14 @@ class DQue:
         return [Lease(self, i, item, d) for i, item, d in self._lease_payloads(max_items, False, None, ttl, raw=False)]
 
     def _lease_payloads(
-        self, max_items: int, block: bool, timeout: float | None, ttl: float | None, raw: bool = True, owner: Any = None
+        self,
+        max_items: int,
+        block: bool,
+        timeout: float | None,
+        ttl: float | None,
+        raw: bool = True,
+        owner: Any = None,
+        raise_empty: bool = False,
     ) -> list[tuple[int, Any, int]]:
         """``(lease id, item or payload, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
         _check_int(max_items, "max_items", 1)
@@ -1253,7 +1282,7 @@ class DQue:
             if block:
                 self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
             elif not self._has_item():
-                if max_items == 1 and owner is None and not raw:
+                if raise_empty:
                     raise Empty
                 return []
             leased = self._lease_locked(self._pop_locked(max_items, raw), ttl, owner)
@@ -1468,7 +1497,11 @@ class DQue:
 
         Calling it again does nothing; any other call afterwards raises ClosedError.
         """
-        with self._sync_lock:
+        with self._sync_state:
+            while self._syncing:  # let a sync under way finish
+                self._sync_state.wait()
+            self._syncing = True
+        try:
             with self._mutex:
                 if self._closed:
                     return
@@ -1489,6 +1522,10 @@ class DQue:
                     for seg in self._open_segments():
                         seg.close()
                     self._lock.release()
+        finally:
+            with self._sync_state:
+                self._syncing = False
+                self._sync_state.notify_all()
         self._stop_syncer()
 
     @property
