@@ -669,16 +669,19 @@ class DQue:
         """Remove and return up to ``limit`` items (payload bytes if ``raw``): at least one, or raise."""
         return self._delete_locked(self._pop_locked(limit, raw))
 
-    def _take_one_locked(self) -> Any:
-        """``_take_locked(1)[0]``, the common case (no leases, nobody waiting) kept short."""
+    def _take_one_locked(self, raw: bool = False) -> Any:
+        """``_take_locked(1, raw)[0]``, the common case (no leases, nobody waiting) kept short."""
         head = self._head
         pending = head.pending
         if not pending or head.out or self._returned or self._waiting_putters:
-            return self._take_locked(1)[0]
-        try:
-            item = self._loads(pending[0][1])
-        except Exception:
-            return self._take_locked(1)[0]  # raises SerializationError with the details
+            return self._take_locked(1, raw)[0]
+        if raw:
+            item = pending[0][1]
+        else:
+            try:
+                item = self._loads(pending[0][1])
+            except Exception:
+                return self._take_locked(1)[0]  # raises SerializationError with the details
         if head.fd < 0:
             head.open()
         try:
@@ -1414,7 +1417,7 @@ class DQue:
                 self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
             elif not self._has_item():
                 return []
-            payloads = self._take_locked(max_items, raw=True)
+            payloads = [self._take_one_locked(raw=True)] if max_items == 1 else self._take_locked(max_items, raw=True)
             seq, turbo = self._write_seq, self._turbo
         if not turbo:
             self._sync(seq)
