@@ -28,6 +28,10 @@ rename = os.replace
 listdir = os.listdir
 
 
+def file_size(fd: int) -> int:
+    return os.fstat(fd).st_size
+
+
 def open_append(path: str) -> int:
     """Open (creating if needed) ``path`` for appending; returns the fd."""
     return os.open(path, _APPEND_FLAGS, 0o644)

@@ -559,8 +559,12 @@ class DQue:
         self._size += total
         self._unfinished_tasks += total
         self._write_seq += 1
+        self._wake_takers_locked(total)
+
+    def _wake_takers_locked(self, count: int) -> None:
+        """``count`` items became ready: wake as many takers, and every peeker."""
         if self._waiting_takers:
-            self._not_empty.notify(total)
+            self._not_empty.notify(count)
         if self._waiting_peekers:
             self._peekable.notify_all()
 
@@ -684,14 +688,9 @@ class DQue:
                 return self._take_locked(1)[0]  # raises SerializationError with the details
         if head.fd < 0:
             head.open()
-        try:
-            written = _fs.write(head.fd, DELETE_MARKER)
-        except BaseException:
-            head.cut_back()
-            raise
+        written = _fs.write(head.fd, DELETE_MARKER)  # Segment.append(), inlined
         if written != MARKER_SIZE:
             head.finish_write(DELETE_MARKER, written)
-        head.size += MARKER_SIZE
         head.dirty = True
         pending.popleft()
         head.removed += 1
@@ -792,10 +791,7 @@ class DQue:
                 return
         heapq.heappush(self._returned, (seg.number, index, payload, seg))
         self._size += 1
-        if self._waiting_takers:
-            self._not_empty.notify()
-        if self._waiting_peekers:
-            self._peekable.notify_all()
+        self._wake_takers_locked(1)
 
     def _release_owner_locked(self, owner: Any) -> int:
         ids = list(self._owner_leases.get(owner, ()))
@@ -988,15 +984,9 @@ class DQue:
             if tail.added >= self.segment_size:
                 self._roll_locked()
                 tail = self._tail
-            # Segment.append(), inlined.
-            try:
-                written = _fs.write(tail.fd, record)
-            except BaseException:
-                tail.cut_back()
-                raise
+            written = _fs.write(tail.fd, record)  # Segment.append(), inlined
             if written != len(record):
                 tail.finish_write(record, written)
-            tail.size += len(record)
             tail.dirty = True
             if tail is self._head:
                 tail.pending.append((tail.added, payload))
@@ -1004,13 +994,12 @@ class DQue:
             self._size += 1
             self._unfinished_tasks += 1
             self._write_seq += 1
-            if self._waiting_takers:
-                self._not_empty.notify()
-            if self._waiting_peekers:
-                self._peekable.notify_all()
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
+            if self._waiting_takers or self._waiting_peekers:
+                self._wake_takers_locked(1)
+            if self._turbo:
+                return
+            seq = self._write_seq
+        self._sync(seq)
 
     def enqueue_many(self, items: Iterable[Any]) -> None:
         """Add every item of ``items`` at the tail, in order, all or nothing, with one sync.
@@ -1050,9 +1039,10 @@ class DQue:
             if self._closed:
                 self._check_open()
             item = self._take_one_locked()
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
+            if self._turbo:
+                return item
+            seq = self._write_seq
+        self._sync(seq)
         return item
 
     def dequeue_many(self, max_items: int) -> list[Any]:

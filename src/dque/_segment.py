@@ -39,7 +39,7 @@ def segment_numbers_on_disk(qdir: str) -> list[int]:
 
 
 class Segment:
-    __slots__ = ("number", "path", "fd", "added", "removed", "size", "pending", "out", "deliveries", "dirty", "damage")
+    __slots__ = ("number", "path", "fd", "added", "removed", "pending", "out", "deliveries", "dirty", "damage")
 
     def __init__(self, qdir: str, number: int) -> None:
         self.number = number
@@ -47,7 +47,6 @@ class Segment:
         self.fd = -1  # append handle, opened on first write
         self.added = 0  # item records in the file
         self.removed = 0  # deletions (DELETE and ACK records) in the file
-        self.size = 0  # bytes of good records; appends go here
         self.pending: deque[tuple[int, bytes]] = deque()  # (index, payload) never taken (head only)
         self.out = 0  # items taken but not deleted: leased, or released and waiting to be taken again
         self.deliveries: dict[int, int] = {}  # item index -> times handed out under a lease
@@ -76,7 +75,7 @@ class Segment:
 
     def read_back(self, *, last: bool) -> None:
         found = scan(_fs.read_file(self.path))
-        self.added, self.removed, self.size = found.added, found.removed, found.end
+        self.added, self.removed = found.added, found.removed
         self.pending = deque(found.items)
         self.deliveries = found.deliveries
         damage = found.damage
@@ -101,18 +100,18 @@ class Segment:
         """Append ``data`` with one write; on failure the file is cut back and nothing changed."""
         if self.fd < 0:
             self.open()
-        try:
-            written = _fs.write(self.fd, data)
-        except BaseException:
-            self.cut_back()
-            raise
+        written = _fs.write(self.fd, data)  # raises only when it wrote nothing
         if written != len(data):
             self.finish_write(data, written)
-        self.size += len(data)
         self.dirty = True
 
     def finish_write(self, data: bytes, written: int) -> None:
-        """Complete a short write of ``data``, or cut the file back and raise."""
+        """Complete a short write of ``data``, or cut the file back to before it and raise.
+
+        (A write that fails outright writes nothing: only a short one leaves
+        part of a record behind.)
+        """
+        start = _fs.file_size(self.fd) - written
         try:
             while written < len(data):
                 more = _fs.write(self.fd, data[written:])
@@ -120,15 +119,11 @@ class Segment:
                     raise OSError(f"could not append to {self.path}")
                 written += more
         except BaseException:
-            self.cut_back()
+            try:
+                _fs.truncate(self.fd, start)
+            except OSError:
+                pass
             raise
-
-    def cut_back(self) -> None:
-        """Drop whatever a failed write left after the last good record."""
-        try:
-            _fs.truncate(self.fd, self.size)
-        except OSError:
-            pass
 
     def close(self) -> None:
         if self.fd >= 0:
