@@ -328,8 +328,9 @@ class DQue:
         # Lease ids: a random start per open, so that an id from before a reopen is unknown after it.
         self._next_lease_id = int.from_bytes(os.urandom(6), "little") << 16
         self._unfinished_tasks = 0
-        self._load()
-        self._unfinished_tasks = self._size
+        with self._mutex:  # nobody else has the handle yet, but _load's helpers expect the mutex
+            self._load()
+            self._unfinished_tasks = self._size
         if turbo:
             self._start_syncer()
 
@@ -365,6 +366,8 @@ class DQue:
             found = Segment.load(qdir, number, last=False, segment_size=size)
             found.close()
             live = len(found.pending)
+            if self.max_deliveries and found.deliveries:  # dead letters once it is the head
+                live -= sum(found.deliveries.get(i, 0) >= self.max_deliveries for i, _ in found.pending)
             if live != size:
                 self._middle_live[number] = live
             elif clean and not (found.removed or found.deliveries):
@@ -832,6 +835,8 @@ class DQue:
         seg.out -= 1
         self._tasks_done_locked(1)
         self._settle_locked(seg)
+        if self._waiting_putters:
+            self._not_full.notify()
         return True
 
     def _tasks_done_locked(self, count: int) -> None:
