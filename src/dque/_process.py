@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.managers
+import multiprocessing.util
 import os
 import secrets
 import threading
@@ -190,6 +192,22 @@ def _exit_with_parent() -> None:
 
 
 class _QueueProxy(BaseProxy):
+    """A proxy with connections of its own.
+
+    BaseProxy shares one connection per thread among all proxies to an
+    address and closes it when the last proxy with that referent id goes; every
+    handle here has the same referent, so closing one handle would close the
+    others' connection (and release their leases). Each handle gets its own.
+    """
+
+    def __init__(self, token: Any, serializer: str, manager: Any = None, authkey: Any = None,
+                 exposed: Any = None, incref: bool = True, manager_owned: bool = False) -> None:
+        super().__init__(token, serializer, manager, authkey, exposed, incref=False, manager_owned=manager_owned)
+        self._tls = multiprocessing.util.ForkAwareLocal()
+        self._idset = multiprocessing.managers.ProcessLocalSet()
+        if incref:
+            self._incref()
+
     _exposed_ = (
         "check", "put", "take", "peek", "lease", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
     )
@@ -215,9 +233,12 @@ class _QueueProxy(BaseProxy):
             raise OwnerGoneError(f"lost the owner of the queue: {exc!r}") from None
         if kind == "#RETURN":
             return result
-        if kind == "#ERROR":
-            raise result
-        raise _RemoteError(result)
+        try:
+            if kind == "#ERROR":
+                raise result
+            raise _RemoteError(result)
+        finally:
+            del result  # no cycle through the traceback keeping this proxy alive
 
     def _disconnect(self) -> None:
         conn = getattr(self._tls, "connection", None)
@@ -409,7 +430,11 @@ class ProcessSafeDQue:
 
     def _call(self, method: str, *args: Any) -> Any:
         self._ensure_connected()
-        return self._proxy._callmethod(method, args)
+        try:
+            return self._proxy._callmethod(method, args)
+        except ClosedError:
+            # This handle is open: the owner's queue was closed (its creator closed it or died).
+            raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
 
     def _serialize(self, item: Any) -> bytes:
         self._ensure_connected()  # for the serializer
