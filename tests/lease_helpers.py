@@ -16,9 +16,10 @@ line and the ledger says exactly which calls returned. Words:
 ``a ITEM``       an ack of ITEM is about to start
 ``A ITEM DELIV`` the ack of ITEM (leased with DELIV) returned
 ``R ITEM``       the release of ITEM returned
-``d``            a plain dequeue is about to start
 ``D ITEM``       a plain dequeue of ITEM returned
 ``H``            the role holds its leases now and does nothing more
+``W``            the role is about to wait in ``lease()``
+``E``            the items were enqueued
 ``K ITEM``       the role kills itself while holding ITEM's lease
 ``X TYPE MSG``   a call raised unexpectedly (the role stops)
 """

@@ -4,15 +4,16 @@ A lease hides an item until it is acked (gone) or released (back at the head,
 in its original order, ahead of newer items). The crash tests run
 ``lease_helpers.py`` in a subprocess that logs each call once it returned (one
 ``os.write`` per line, so the ledger survives the SIGKILL), kill it while it
-holds leases, reopen the queue here and check item by item. The only timing
-in this file is ``ttl`` expiry, always waited for with a generous deadline and
-never bounded tightly from above.
+holds leases, reopen the queue here and check item by item. Timing: ttl
+expiry and "still blocked" checks wait with generous deadlines; nothing
+asserts a tight upper time bound.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -183,8 +184,6 @@ def test_a_release_wakes_a_blocked_lease(tmp_path):
 
 
 def test_threads_lease_and_ack_every_item_once(tmp_path, turbo):
-    import random
-
     n = 1000
     with dque.new(NAME, tmp_path, segment_size=7, turbo=turbo) as q:
         q.enqueue_many(range(n))
@@ -302,8 +301,6 @@ def test_release_interleaved_with_plain_takes(tmp_path):
 
 @pytest.mark.parametrize("segment_size", [1, 2, 3])
 def test_acks_in_any_order(tmp_path, segment_size, turbo):
-    import random
-
     rng = random.Random(segment_size)
     for round_ in range(3):
         name = f"q{round_}"
@@ -700,7 +697,6 @@ def test_dead_letter_after_max_deliveries_releases(tmp_path, turbo):
         assert (x.item, x.deliveries) == ("poison", 2)
         x.release()  # handed out twice without an ack: moved, not handed out again
         assert state(q) == (2, 0)
-        assert not os.path.exists(tmp_path / NAME / "poison")
         y = q.lease()
         assert (y.item, y.deliveries) == ("ok1", 1)
         y.ack()

@@ -12,6 +12,7 @@ roles are in ``lease_helpers.py``; they log each ack after it returned, one
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
@@ -344,3 +345,23 @@ def test_lease_many_with_an_item_the_consumer_cannot_load_leaks_nothing(tmp_path
         else:
             assert [x.item for x in got] == ["plain0"]  # or, like DQue.lease_many, the loadable prefix
             assert state(q) == (2, 1)
+
+
+def test_a_lease_outlives_the_thread_that_took_it(tmp_path):
+    """Leases belong to the client process, not to one thread's connection: a thread that
+    leases and ends does not release; acking from another thread of the process works."""
+    with owner(tmp_path) as q:
+        q.enqueue_many(["a", "b"])
+        client = dque.attach(NAME, tmp_path)
+        taken = []
+        worker = threading.Thread(target=lambda: taken.append(client.lease(block=False)))
+        worker.start()
+        worker.join()
+        del worker
+        gc.collect()  # the ended thread's connection is gone
+        time.sleep(0.5)  # what the owner would need to notice and release
+        assert state(q) == (1, 1)
+        client.ack(taken[0].id)
+        assert state(q) == (1, 0)
+        assert q.dequeue() == "b"
+        client.close()

@@ -44,19 +44,33 @@ _SLICE = 0.2  # seconds an owner thread waits before checking that its client is
 
 # ------------------------------------------------------------------ owner side
 
-_client = threading.local()  # in the owner: the connection of the client this thread serves
+# In the owner: the connection this thread serves (.conn) and its client process (.process).
+_client = threading.local()
+# In the owner: the open connections of each client process. Leases belong to a client
+# process and are released when its last connection drops (the process died or let go).
+_connections: dict[str, set[Any]] = {}
+_connections_lock = threading.Lock()
 
 
 class _OwnerServer(Server):
     def serve_client(self, conn: Any) -> None:
         _client.conn = conn
+        _client.process = None
         try:
             super().serve_client(conn)
         finally:
-            # The client hung up (or died): its leases go back to the queue.
+            process = _client.process
+            with _connections_lock:
+                conns = _connections.get(process)
+                if conns is not None:
+                    conns.discard(conn)
+                    if conns:
+                        process = None  # the process still has a connection: it lives
+                    else:
+                        del _connections[process]
             q = _OWNER.queue
-            if q is not None:
-                q._release_owner(conn)
+            if q is not None and process is not None:
+                q._release_owner(process)
 
 
 def _client_gone() -> bool:
@@ -114,9 +128,15 @@ class _Owner:
         q = self._q()
         return self._sliced(lambda b, t: q._peek_payload(b, t), block, timeout)
 
+    def hello(self, process: str) -> None:
+        """A client connection introduces itself: the id of its process."""
+        _client.process = process
+        with _connections_lock:
+            _connections.setdefault(process, set()).add(_client.conn)
+
     def lease(self, max_items: int, block: bool, timeout: float | None, ttl: float | None) -> list:
         q = self._q()
-        owner = getattr(_client, "conn", None)
+        owner = getattr(_client, "process", None)
         return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), block, timeout)
 
     def join(self) -> None:
@@ -209,7 +229,7 @@ class _QueueProxy(BaseProxy):
             self._incref()
 
     _exposed_ = (
-        "check", "put", "take", "peek", "lease", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
+        "hello", "check", "put", "take", "peek", "lease", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
     )
 
     def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
@@ -219,9 +239,11 @@ class _QueueProxy(BaseProxy):
         except AttributeError:
             try:
                 self._connect()
+                conn = self._tls.connection
+                conn.send((self._id, "hello", (_process_id(),), {}))
+                conn.recv()
             except (OSError, EOFError) as exc:
                 raise OwnerGoneError(f"cannot reach the owner at {self._token.address!r}: {exc}") from None
-            conn = self._tls.connection
         try:
             conn.send((self._id, methodname, args, kwds or {}))
             kind, result = conn.recv()
@@ -245,6 +267,16 @@ class _QueueProxy(BaseProxy):
         if conn is not None:
             del self._tls.connection
             conn.close()
+
+
+_PROCESS_ID: list[str] = []
+
+
+def _process_id() -> str:
+    """This process's id for the owner (new in a forked child)."""
+    if not _PROCESS_ID or not _PROCESS_ID[0].startswith(f"{os.getpid()}-"):
+        _PROCESS_ID[:] = [f"{os.getpid()}-{secrets.token_hex(8)}"]
+    return _PROCESS_ID[0]
 
 
 class DQueManager(BaseManager):
@@ -523,7 +555,7 @@ class ProcessSafeDQue:
     def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
         """Take the head item under a lease (see ``DQue.lease``); Empty on timeout or if not ``block``.
 
-        The lease belongs to this process's connection (one per thread): if the
+        The lease belongs to this process (any thread may ack it): when the
         process dies, the owner releases it at once. An item that cannot be
         deserialized here is released and SerializationError raised.
         """
