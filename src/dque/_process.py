@@ -34,7 +34,7 @@ from typing import Any
 from . import _config
 from ._lease import Lease
 from ._lock import DirLock
-from ._queue import DQue, _check_int, _check_timeout, _queue_dir
+from ._queue import DQue, _check_int, _check_timeout, _queue_dir, check_options
 from ._serializers import Serializer, resolve
 from .errors import ClosedError, Empty, Full, LockedError, OwnerGoneError, SerializationError
 
@@ -350,13 +350,7 @@ class ProcessSafeDQue:
         if_locked: str = "raise",
     ) -> None:
         qdir = _queue_dir(name, dirpath)
-        if segment_size is not None:
-            _check_int(segment_size, "segment_size", 1)
-        if maxsize is not None:
-            _check_int(maxsize, "maxsize", 0)
-        if max_deliveries is not None:
-            _check_int(max_deliveries, "max_deliveries", 0)
-        resolve(serializer)
+        check_options(segment_size, maxsize, max_deliveries, serializer)
         if if_locked not in ("raise", "attach"):
             raise ValueError("if_locked must be 'raise' or 'attach'")
         self._closed = True

@@ -20,7 +20,7 @@ import pickle
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from time import monotonic
 from typing import Any
 from zlib import crc32
@@ -91,6 +91,14 @@ def _queue_dir(name: Any, dirpath: Any) -> str:
     if not isinstance(dirpath, (str, os.PathLike)):
         raise TypeError(f"dirpath must be a str or path, not {type(dirpath).__name__}")
     return os.path.join(os.fspath(dirpath), name)
+
+
+def check_options(segment_size: Any, maxsize: Any, max_deliveries: Any, serializer: Any) -> None:
+    """The creation options of new_or_open/ProcessSafeDQue (None: the default or the stored one)."""
+    for value, what, minimum in ((segment_size, "segment_size", 1), (maxsize, "maxsize", 0), (max_deliveries, "max_deliveries", 0)):
+        if value is not None:
+            _check_int(value, what, minimum)
+    resolve(serializer)
 
 
 def _check_is_dir(path: str) -> None:
@@ -227,13 +235,7 @@ class DQue:
         passing different ones warns (``UserWarning``) and is otherwise ignored.
         """
         qdir = _queue_dir(name, dirpath)
-        if segment_size is not None:
-            _check_int(segment_size, "segment_size", 1)
-        if maxsize is not None:
-            _check_int(maxsize, "maxsize", 0)
-        if max_deliveries is not None:
-            _check_int(max_deliveries, "max_deliveries", 0)
-        resolve(serializer)
+        check_options(segment_size, maxsize, max_deliveries, serializer)
         if not _config.exists(qdir):
             try:
                 return cls.new(
@@ -641,22 +643,15 @@ class DQue:
         among the ready items; the error is raised if nothing was written.
         """
         done: list[Any] = []
-        start = 0
-        while start < len(entries):
-            seg = entries[start][0]
-            stop = start + 1
-            while stop < len(entries) and entries[stop][0] is seg:
-                stop += 1
-            group = entries[start:stop]
+        for seg, group in _by_segment(entries):
             try:
                 seg.append(b"".join([record_of(entry) for entry in group]))
             except Exception:  # an I/O error (not KeyboardInterrupt and the like: those propagate)
-                self._unpop_locked(entries[start:])
+                self._unpop_locked(entries[len(done) :])
                 if not done:
                     raise
                 break
             done.extend(group)
-            start = stop
         self._write_seq += 1
         return done
 
@@ -776,14 +771,8 @@ class DQue:
             self._not_full.notify(len(lease_ids))
 
     def _write_grouped_acks_locked(self, entries: list[tuple[Segment, int]]) -> None:
-        start = 0
-        while start < len(entries):
-            seg = entries[start][0]
-            stop = start + 1
-            while stop < len(entries) and entries[stop][0] is seg:
-                stop += 1
-            seg.append(b"".join([encode_index_record(ACK, index) for _, index in entries[start:stop]]))
-            start = stop
+        for seg, group in _by_segment(entries):
+            seg.append(b"".join([encode_index_record(ACK, index) for _, index in group]))
         self._write_seq += 1
 
     def _release_locked(self, lease_id: int) -> None:
@@ -1549,6 +1538,18 @@ class DQue:
         state = "closed" if self._closed else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
+
+
+def _by_segment(entries: list[Any]) -> Iterator[tuple[Segment, list[Any]]]:
+    """``(segment, entries)`` for each run of consecutive entries whose first field is the same segment."""
+    start = 0
+    while start < len(entries):
+        seg = entries[start][0]
+        stop = start + 1
+        while stop < len(entries) and entries[stop][0] is seg:
+            stop += 1
+        yield seg, entries[start:stop]
+        start = stop
 
 
 def _check_lease_id(lease_id: Any) -> None:
