@@ -394,3 +394,18 @@ def test_corrupt_config(qdir):
     (qdir / "q" / "dque.json").write_text("{nope")
     with pytest.raises(dque.ConfigError):
         dque.open("q", qdir)
+
+
+def test_turbo_max_delay_can_change_both_ways(qdir, monkeypatch):
+    """turbo_on(inf) after a bounded turbo stops the background thread (it once died of an
+    overflow, leaving the bound unenforced); a bounded turbo_on after it starts one again."""
+    with dque.new("q", qdir, turbo=True) as q:
+        q.turbo_on(max_delay=float("inf"))
+        assert not any(t.name == "dque-sync q" for t in threading.enumerate())
+        synced = threading.Event()
+        real = dque._fs.datasync
+        monkeypatch.setattr(dque._fs, "datasync", lambda fd: (real(fd), synced.set()))
+        q.enqueue(1)
+        assert not synced.wait(0.3)  # nobody syncs an unbounded turbo queue
+        q.turbo_on(max_delay=0.05)
+        assert synced.wait(10), "the bounded turbo mode never synced"

@@ -463,7 +463,7 @@ class DQue:
         waiting = len(self._rolled) + len(self._doomed)
         if waiting >= _BACKGROUND_MAX or (self._syncer is None and waiting >= _BACKGROUND_BATCH):
             self._finish_background_locked(*self._take_background_locked())
-        elif self._syncer is not None and (self._doomed or len(self._rolled) >= _BACKGROUND_BATCH):
+        elif self._syncer is not None and waiting >= _BACKGROUND_BATCH:
             self._syncer_wake.set()
 
     def _take_background_locked(self) -> tuple[list[str], list[str]]:
@@ -1442,7 +1442,10 @@ class DQue:
             self._check_open()
             self._turbo = True
             self._max_delay = float(max_delay)
-        self._start_syncer()
+        if self._max_delay == float("inf"):
+            self._stop_syncer()  # the OS decides; full segments are synced in batches by the callers
+        else:
+            self._start_syncer()  # (a running one picks up the new max_delay at its next period)
 
     def turbo_off(self) -> None:
         """Switch to safe mode: everything written so far is synced now, and every later call syncs."""
@@ -1604,7 +1607,7 @@ def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: thre
         del q
         while not stop.is_set():
             remaining = due - monotonic()
-            if remaining <= 0 or not wake.wait(remaining):
+            if remaining <= 0 or not wake.wait(min(remaining, 3600.0)):
                 break
             wake.clear()
             q = ref()
