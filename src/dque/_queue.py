@@ -56,6 +56,7 @@ from .errors import (
 
 DEFAULT_SEGMENT_SIZE = 1000
 _pickle_dumps = pickle.dumps
+_pack_crc = CRC_FIELD.pack
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
 DEAD_LETTER_SUFFIX = ".dead"
@@ -953,8 +954,6 @@ class DQue:
         the item cannot be serialized (the queue is unchanged), ClosedError
         after close(). Durable on return in safe mode; in the OS in turbo mode.
         """
-        if self._closed:
-            self._check_open()
         # _serialize(), inlined for the common case (pickle, small item): a call costs 3% here.
         if self._dumps is None:
             try:
@@ -964,7 +963,7 @@ class DQue:
             n = len(payload)
             if n < SMALL:
                 rest, rest_crc = ITEM_RESTS[n] or item_header_rest(n)
-                record = CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
+                record = _pack_crc(crc32(payload, rest_crc)) + rest + payload
             else:
                 payload, record = self._serialize(item)
         else:
