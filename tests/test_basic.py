@@ -409,3 +409,25 @@ def test_turbo_max_delay_can_change_both_ways(qdir, monkeypatch):
         assert not synced.wait(0.3)  # nobody syncs an unbounded turbo queue
         q.turbo_on(max_delay=0.05)
         assert synced.wait(10), "the bounded turbo mode never synced"
+
+
+def test_a_forked_child_dropping_the_handle_leaves_the_queue_alone(qdir):
+    with dque.new("q", qdir, segment_size=2, turbo=True) as q:
+        q.enqueue_many(range(5))
+        q.dequeue_many(3)  # a used segment waits for the background thread to delete it
+        pid = os.fork()
+        if pid == 0:  # the child: drop its copy, as a Pool worker's garbage collection would
+            code = 0
+            try:
+                q.close()
+                assert q.closed
+            except BaseException:
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not (qdir / "q" / "dque.clean").exists()  # the parent still has it open
+        q.enqueue(5)
+        assert q.dequeue_many(10) == [3, 4, 5]
+    with dque.open("q", qdir) as q:
+        assert q.size() == 0

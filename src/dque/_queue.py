@@ -279,6 +279,7 @@ class DQue:
         self._dumps = None if isinstance(serializer, PickleSerializer) else serializer.dumps
         self._loads = serializer.loads
         self._lock = lock
+        self._pid = os.getpid()  # a forked child's copy of the handle must leave the queue alone
 
         # One mutex guards everything below, and every write to the files.
         # Invariants while it is not held:
@@ -486,7 +487,10 @@ class DQue:
                 finally:
                     _fs.close(fd)
         for path in doomed:
-            _fs.unlink(path)
+            try:
+                _fs.unlink(path)
+            except FileNotFoundError:
+                pass  # already gone (a crash between the unlink and the list, or deleted by hand)
         if doomed:
             self._dir_dirty = True
 
@@ -1485,7 +1489,14 @@ class DQue:
         """Sync everything, release the files and the lock, and wake every blocked caller with ClosedError.
 
         Calling it again does nothing; any other call afterwards raises ClosedError.
+        In a forked child, closing the inherited handle only drops the child's
+        copies of the files: the queue stays open in the parent.
         """
+        if os.getpid() != self._pid:
+            self._closed = True
+            for seg in self._open_segments():
+                seg.close()
+            return
         with self._sync_state:
             while self._syncing:  # let a sync under way finish
                 self._sync_state.wait()
