@@ -32,9 +32,10 @@ from multiprocessing.managers import RemoteError as _RemoteError
 from typing import Any
 
 from . import _config
+from ._args import check_int, check_options, check_timeout, queue_dir
 from ._lease import Lease
 from ._lock import DirLock
-from ._queue import DQue, _check_int, _check_timeout, _queue_dir, check_options
+from ._queue import DQue
 from ._serializers import Serializer, resolve
 from .errors import ClosedError, Empty, Full, LockedError, OwnerGoneError, SerializationError
 
@@ -149,7 +150,7 @@ class _Owner:
         return self._q().maxsize
 
     def set_maxsize(self, value: int) -> None:
-        self._q().maxsize = _check_int(value, "maxsize", 0)
+        self._q().maxsize = check_int(value, "maxsize", 0)
 
     def get_turbo(self) -> bool:
         return self._q().turbo
@@ -349,7 +350,7 @@ class ProcessSafeDQue:
         context: str | Any | None = None,
         if_locked: str = "raise",
     ) -> None:
-        qdir = _queue_dir(name, dirpath)
+        qdir = queue_dir(name, dirpath)
         check_options(segment_size, maxsize, max_deliveries, serializer)
         if if_locked not in ("raise", "attach"):
             raise ValueError("if_locked must be 'raise' or 'attach'")
@@ -502,7 +503,7 @@ class ProcessSafeDQue:
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """``queue.Queue.put``: waits for room while at ``maxsize`` (Full on timeout or if not ``block``)."""
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         self._call("put", [self._serialize(item)], bool(block), timeout)
 
     def put_nowait(self, item: Any) -> None:
@@ -517,7 +518,7 @@ class ProcessSafeDQue:
 
     def dequeue_many(self, max_items: int) -> list[Any]:
         """Remove and return up to ``max_items`` items (maybe none); one round trip and one sync."""
-        _check_int(max_items, "max_items", 0)
+        check_int(max_items, "max_items", 0)
         if max_items == 0:
             self._call("call", "size")
             return []
@@ -527,7 +528,7 @@ class ProcessSafeDQue:
         """``queue.Queue.get``: waits up to ``timeout`` (None: forever) if ``block``; Empty if none."""
         if not block:
             return self.dequeue()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         return self._deserialize(self._call("take", 1, True, timeout)[0])
 
     def get_nowait(self) -> Any:
@@ -543,7 +544,7 @@ class ProcessSafeDQue:
 
     def peek_block(self, timeout: float | None = None) -> Any:
         """The head item, not removed, waiting up to ``timeout`` seconds; Empty on timeout."""
-        _check_timeout(timeout)
+        check_timeout(timeout)
         return self._deserialize(self._call("peek", True, timeout))
 
     def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
@@ -554,7 +555,7 @@ class ProcessSafeDQue:
         deserialized here is released and SerializationError raised.
         """
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         got = self._call("lease", 1, bool(block), timeout, ttl)
         if not got:
             raise Empty
@@ -562,7 +563,7 @@ class ProcessSafeDQue:
 
     def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
         """Lease up to ``max_items`` ready items without blocking (maybe none); one round trip and one sync."""
-        _check_int(max_items, "max_items", 0)
+        check_int(max_items, "max_items", 0)
         if max_items == 0:
             self._call("call", "size")
             return []
@@ -729,7 +730,7 @@ def attach(name: str, dirpath: str | os.PathLike[str], *, create: bool = False, 
     is no queue at all), unless ``create`` is true: then a new owner is
     started with ``options`` (the ProcessSafeDQue arguments) and returned.
     """
-    qdir = _queue_dir(name, dirpath)
+    qdir = queue_dir(name, dirpath)
     handle = ProcessSafeDQue.__new__(ProcessSafeDQue)
     handle._closed = True
     try:

@@ -20,18 +20,18 @@ import pickle
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 from zlib import crc32
 
 from . import _config, _fs
+from ._args import check_int, check_options, check_timeout, queue_dir
 from ._format import (
     ACK,
     CRC_FIELD,
     DELETE_MARKER,
     ITEM_RESTS,
-    LEASE,
     MARKER_SIZE,
     MAX_PAYLOAD,
     SMALL,
@@ -39,9 +39,9 @@ from ._format import (
     encode_item,
     item_header_rest,
 )
-from ._lease import Lease
+from ._leasing import LeaseState, Leasing, by_number
 from ._lock import DirLock
-from ._segment import CORRUPT_SUFFIX, Segment, segment_numbers_on_disk
+from ._segment import CORRUPT_SUFFIX, Segment, by_segment, segment_numbers_on_disk
 from ._serializers import PickleSerializer, Serializer, resolve
 from .errors import (
     ClosedError,
@@ -49,8 +49,6 @@ from .errors import (
     CorruptedError,
     Empty,
     Full,
-    LeaseError,
-    LockedError,
     SerializationError,
 )
 
@@ -59,7 +57,6 @@ _pickle_dumps = pickle.dumps
 _pack_crc = CRC_FIELD.pack
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
-DEAD_LETTER_SUFFIX = ".dead"
 CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the last one closed it
 # Turbo mode syncs full segments and deletes used ones in the background; this
 # many waiting wake the background thread (or, with no thread, are done at once).
@@ -67,47 +64,12 @@ _BACKGROUND_BATCH = 4
 _BACKGROUND_MAX = 256
 
 
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
-    if timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
-
-
-def _check_int(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value}")
-    return value
-
-
-def _queue_dir(name: Any, dirpath: Any) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    if not name or name in (".", "..") or "\0" in name or os.sep in name or (os.altsep and os.altsep in name):
-        raise ValueError(f"bad queue name {name!r}: it must be a plain file name (no path separators)")
-    if not isinstance(dirpath, (str, os.PathLike)):
-        raise TypeError(f"dirpath must be a str or path, not {type(dirpath).__name__}")
-    return os.path.join(os.fspath(dirpath), name)
-
-
-def check_options(segment_size: Any, maxsize: Any, max_deliveries: Any, serializer: Any) -> None:
-    """The creation options of new_or_open/ProcessSafeDQue (None: the default or the stored one)."""
-    for value, what, minimum in ((segment_size, "segment_size", 1), (maxsize, "maxsize", 0), (max_deliveries, "max_deliveries", 0)):
-        if value is not None:
-            _check_int(value, what, minimum)
-    resolve(serializer)
-
-
 def _check_is_dir(path: str) -> None:
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(f"{path} exists and is not a directory")
 
 
-class DQue:
+class DQue(Leasing):
     """A durable FIFO queue of picklable items, kept in segment files in one directory.
 
     Create one with :func:`dque.new`, :func:`dque.open` or :func:`dque.new_or_open`.
@@ -146,10 +108,10 @@ class DQue:
         Raises FileExistsError if a queue is already there, NotADirectoryError
         if the path is a file, LockedError if another handle holds it.
         """
-        qdir = _queue_dir(name, dirpath)
-        _check_int(segment_size, "segment_size", 1)
-        _check_int(maxsize, "maxsize", 0)
-        _check_int(max_deliveries, "max_deliveries", 0)
+        qdir = queue_dir(name, dirpath)
+        check_int(segment_size, "segment_size", 1)
+        check_int(maxsize, "maxsize", 0)
+        check_int(max_deliveries, "max_deliveries", 0)
         ser_name, ser = resolve(serializer)
         turbo = bool(turbo)
         _check_is_dir(qdir)
@@ -190,7 +152,7 @@ class DQue:
         ``serializer`` is not the one the queue was created with, LockedError
         if another handle holds it.
         """
-        qdir = _queue_dir(name, dirpath)
+        qdir = queue_dir(name, dirpath)
         want = None if serializer is None else resolve(serializer)
         turbo = bool(turbo)
         _check_is_dir(qdir)
@@ -235,7 +197,7 @@ class DQue:
         (default 0) apply when creating; an existing queue keeps its own, and
         passing different ones warns (``UserWarning``) and is otherwise ignored.
         """
-        qdir = _queue_dir(name, dirpath)
+        qdir = queue_dir(name, dirpath)
         check_options(segment_size, maxsize, max_deliveries, serializer)
         if not _config.exists(qdir):
             try:
@@ -325,7 +287,7 @@ class DQue:
         self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
         self._lingering: dict[int, Segment] = {}
         self._returned: list[tuple[int, int, bytes, Segment]] = []  # heap of released items
-        self._leases: dict[int, _LeaseState] = {}
+        self._leases: dict[int, LeaseState] = {}
         self._owner_leases: dict[Any, set[int]] = {}
         self._expiries: list[tuple[float, int]] = []  # heap of (deadline, lease id)
         self._expirer: threading.Thread | None = None
@@ -648,7 +610,7 @@ class DQue:
         among the ready items; the error is raised if nothing was written.
         """
         done: list[Any] = []
-        for seg, group in _by_segment(entries):
+        for seg, group in by_segment(entries):
             try:
                 seg.append(b"".join([record_of(entry) for entry in group]))
             except Exception:  # an I/O error (not KeyboardInterrupt and the like: those propagate)
@@ -668,7 +630,7 @@ class DQue:
         for seg, _, _, _, _ in done:
             seg.removed += 1
             seg.out -= 1
-        for seg in sorted({e[0] for e in done}, key=_number):
+        for seg in sorted({e[0] for e in done}, key=by_number):
             self._settle_locked(seg)
         return [e[3] for e in done]
 
@@ -716,134 +678,10 @@ class DQue:
         except Exception as exc:
             raise SerializationError(f"cannot deserialize the item at the head of {self.path}: {exc!r}") from exc
 
-    # --------------------------------------------------------------- leases
-
-    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[tuple[int, Any, int]]:
-        """Hand out taken entries under leases; returns ``(id, item, deliveries)`` each."""
-        done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
-        deadline = None if ttl is None else monotonic() + ttl
-        out = []
-        for seg, index, payload, item, _ in done:
-            deliveries = seg.deliveries.get(index, 0) + 1
-            seg.deliveries[index] = deliveries
-            lease_id = self._next_lease_id
-            self._next_lease_id += 1
-            self._leases[lease_id] = _LeaseState(seg, index, payload, owner)
-            if owner is not None:
-                self._owner_leases.setdefault(owner, set()).add(lease_id)
-            if deadline is not None:
-                if not self._expiries or deadline < self._expiries[0][0]:
-                    self._lease_timer.notify()
-                heapq.heappush(self._expiries, (deadline, lease_id))
-            out.append((lease_id, item, deliveries))
-        if deadline is not None:
-            self._start_expirer()
-        return out
-
-    def _settle_lease_locked(self, lease_id: Any) -> _LeaseState:
-        _check_lease_id(lease_id)
-        state = self._leases.pop(lease_id, None)
-        if state is None:
-            raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
-        if state.owner is not None:
-            owned = self._owner_leases.get(state.owner)
-            if owned is not None:
-                owned.discard(lease_id)
-                if not owned:
-                    del self._owner_leases[state.owner]
-        return state
-
-    def _ack_locked(self, lease_ids: list[int]) -> None:
-        for lease_id in lease_ids:
-            _check_lease_id(lease_id)
-        unknown = [i for i in lease_ids if i not in self._leases]
-        if unknown or len(set(lease_ids)) != len(lease_ids):
-            raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
-        states = sorted((self._leases[i] for i in lease_ids), key=lambda st: (st.seg.number, st.index))
-        entries = [(st.seg, st.index) for st in states]
-        try:
-            self._write_grouped_acks_locked(entries)
-        except BaseException:
-            raise
-        for lease_id in lease_ids:
-            state = self._settle_lease_locked(lease_id)
-            state.seg.removed += 1
-            state.seg.out -= 1
-        self._tasks_done_locked(len(lease_ids))
-        for seg in sorted({seg for seg, _ in entries}, key=_number):
-            self._settle_locked(seg)
-        if self._waiting_putters:
-            self._not_full.notify(len(lease_ids))
-
-    def _write_grouped_acks_locked(self, entries: list[tuple[Segment, int]]) -> None:
-        for seg, group in _by_segment(entries):
-            seg.append(b"".join([encode_index_record(ACK, index) for _, index in group]))
-        self._write_seq += 1
-
-    def _release_locked(self, lease_id: int) -> None:
-        state = self._settle_lease_locked(lease_id)
-        seg, index, payload = state.seg, state.index, state.payload
-        if self.max_deliveries and seg.deliveries.get(index, 0) >= self.max_deliveries:
-            if self._dead_letter_locked(seg, index, payload):
-                return
-        heapq.heappush(self._returned, (seg.number, index, payload, seg))
-        self._size += 1
-        self._wake_takers_locked(1)
-
-    def _release_owner_locked(self, owner: Any) -> int:
-        ids = list(self._owner_leases.get(owner, ()))
-        for lease_id in ids:
-            self._release_locked(lease_id)
-        return len(ids)
-
-    def _screen_locked(self, seg: Segment) -> None:
-        """Move the items of a newly loaded head that were handed out max_deliveries times."""
-        keep = deque()
-        for index, payload in seg.pending:
-            if seg.deliveries.get(index, 0) >= self.max_deliveries:
-                seg.out += 1
-                self._size -= 1
-                if self._dead_letter_locked(seg, index, payload):
-                    continue
-                seg.out -= 1
-                self._size += 1
-            keep.append((index, payload))
-        seg.pending = keep
-
-    def _dead_letter_locked(self, seg: Segment, index: int, payload: bytes) -> bool:
-        """Move an item that is out to the dead-letter queue; False (nothing done) if that queue is locked."""
-        try:
-            dead = DQue.new_or_open(
-                self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
-                serializer=self._serializer, turbo=self._turbo,
-            )
-        except LockedError:
-            return False
-        try:
-            dead._put_payloads([payload])
-        finally:
-            dead.close()
-        seg.append(encode_index_record(ACK, index))
-        self._write_seq += 1
-        seg.removed += 1
-        seg.out -= 1
-        self._tasks_done_locked(1)
-        self._settle_locked(seg)
-        if self._waiting_putters:
-            self._not_full.notify()
-        return True
-
     def _tasks_done_locked(self, count: int) -> None:
         self._unfinished_tasks = max(0, self._unfinished_tasks - count)
         if not self._unfinished_tasks:
             self._all_tasks_done.notify_all()
-
-    def _start_expirer(self) -> None:
-        if self._expirer is None:
-            self._expirer = threading.Thread(
-                target=_expire_leases, args=(weakref.ref(self),), name=f"dque-leases {self.name}", daemon=True
-            )
-            self._expirer.start()
 
     def _wait_locked(self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type) -> None:
         """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close."""
@@ -1049,7 +887,7 @@ class DQue:
         does when the very first item cannot be taken for a reason other than
         emptiness.
         """
-        _check_int(max_items, "max_items", 0)
+        check_int(max_items, "max_items", 0)
         with self._mutex:
             self._check_open()
             if max_items == 0 or not self._has_item():
@@ -1078,7 +916,7 @@ class DQue:
 
         Raises Empty on timeout, ClosedError if the queue is closed while waiting.
         """
-        _check_timeout(timeout)
+        check_timeout(timeout)
         with self._mutex:
             self._check_open()
             self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
@@ -1092,7 +930,7 @@ class DQue:
         (``timeout`` is ignored). ClosedError if closed, before or while waiting.
         """
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         with self._mutex:
             self._check_open()
             if block:
@@ -1111,7 +949,7 @@ class DQue:
         with ``block`` false raise Full at once. Durable on return in safe mode.
         """
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         self._check_open()
         payload, record = self._serialize(item)
         with self._mutex:
@@ -1193,179 +1031,13 @@ class DQue:
             self._check_open()
             return self._head.number, self._tail.number
 
-    # --------------------------------------------------------------- leases
-
-    def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
-        """Take the head item under a lease: invisible to others until acked or released.
-
-        Waits like ``get`` (Empty on timeout, or at once if not ``block``).
-        ``ttl`` (seconds) releases the lease if it is not acked in time. After a
-        crash, every item leased and not acked is back in the queue, in order.
-        Durable on return in safe mode (the hand-out is counted in
-        ``Lease.deliveries`` across restarts).
-        """
-        if block:
-            _check_timeout(timeout)
-        if ttl is None:
-            # The common case kept short: the head's next item, nobody waiting to put.
-            taken = False
-            with self._mutex:
-                head = self._head
-                pending = head.pending
-                if pending and not self._closed and not self._returned and not self._waiting_putters:
-                    index, payload = pending[0]
-                    try:
-                        item = self._loads(payload)
-                        taken = True
-                    except Exception:
-                        pass  # the general path reports it
-                    if taken:
-                        head.append(encode_index_record(LEASE, index))
-                        pending.popleft()
-                        head.out += 1
-                        self._size -= 1
-                        self._write_seq += 1
-                        deliveries = head.deliveries[index] = head.deliveries.get(index, 0) + 1
-                        lease_id = self._next_lease_id
-                        self._next_lease_id += 1
-                        self._leases[lease_id] = _LeaseState(head, index, payload, None)
-                        if not pending:
-                            self._settle_head_locked()
-                        seq, turbo = self._write_seq, self._turbo
-                        if turbo:
-                            return Lease(self, lease_id, item, deliveries)
-            if taken:
-                self._sync(seq)
-                return Lease(self, lease_id, item, deliveries)
-        ((lease_id, item, deliveries),) = self._lease_payloads(1, block, timeout, ttl, raw=False, raise_empty=True)
-        return Lease(self, lease_id, item, deliveries)
-
-    def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
-        """Lease up to ``max_items`` ready items without blocking (maybe none), with one sync."""
-        _check_int(max_items, "max_items", 0)
-        if max_items == 0:
-            self._check_open()
-            return []
-        return [Lease(self, i, item, d) for i, item, d in self._lease_payloads(max_items, False, None, ttl, raw=False)]
-
-    def _lease_payloads(
-        self,
-        max_items: int,
-        block: bool,
-        timeout: float | None,
-        ttl: float | None,
-        raw: bool = True,
-        owner: Any = None,
-        raise_empty: bool = False,
-    ) -> list[tuple[int, Any, int]]:
-        """``(lease id, item or payload, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
-        _check_int(max_items, "max_items", 1)
-        if block:
-            _check_timeout(timeout)
-        if ttl is not None:
-            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-                raise TypeError(f"ttl must be a number or None, not {type(ttl).__name__}")
-            if not ttl > 0:
-                raise ValueError("ttl must be > 0")
-        with self._mutex:
-            self._check_open()
-            if block:
-                self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
-            elif not self._has_item():
-                if raise_empty:
-                    raise Empty
-                return []
-            leased = self._lease_locked(self._pop_locked(max_items, raw), ttl, owner)
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
-        return leased
-
-    def ack(self, lease_id: int) -> None:
-        """Delete a leased item for good; counts as ``task_done``.
-
-        Raises LeaseError (and changes nothing) if the lease is not
-        outstanding. Durable on return in safe mode.
-        """
-        done = False
-        with self._mutex:
-            state = self._leases.get(lease_id) if type(lease_id) is int else None
-            if state is None or state.owner is not None or self._closed or self._waiting_putters:
-                pass  # the general path: errors, leases of ProcessSafeDQue clients, waiters
-            else:
-                done = True
-                seg = state.seg
-                seg.append(encode_index_record(ACK, state.index))
-                del self._leases[lease_id]
-                seg.removed += 1
-                seg.out -= 1
-                self._write_seq += 1
-                self._tasks_done_locked(1)
-                if not seg.out:
-                    self._settle_locked(seg)
-                seq, turbo = self._write_seq, self._turbo
-                if turbo:
-                    return
-        if done:
-            self._sync(seq)
-        else:
-            self.ack_many([lease_id])
-
-    def ack_many(self, lease_ids: Iterable[int]) -> None:
-        """Ack several leases, all or nothing, with one sync."""
-        ids = list(lease_ids)
-        with self._mutex:
-            self._check_open()
-            if not ids:
-                return
-            self._ack_locked(ids)
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
-
-    def release(self, lease_id: int) -> None:
-        """Put a leased item back at the head, ahead of newer items, in its original order.
-
-        Raises LeaseError if the lease is not outstanding. An item released
-        ``max_deliveries`` times goes to the dead-letter queue instead.
-        """
-        self.release_many([lease_id])
-
-    def release_many(self, lease_ids: Iterable[int]) -> None:
-        """Release several leases; LeaseError (nothing changed) if one is not outstanding."""
-        ids = list(lease_ids)
-        with self._mutex:
-            self._check_open()
-            for lease_id in ids:
-                _check_lease_id(lease_id)
-                if lease_id not in self._leases or ids.count(lease_id) > 1:
-                    raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
-            for lease_id in ids:
-                self._release_locked(lease_id)
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)  # a move to the dead-letter queue wrote an ack
-
-    def _release_owner(self, owner: Any) -> int:
-        """Release every lease taken on behalf of ``owner`` (a ProcessSafeDQue client); returns how many."""
-        with self._mutex:
-            if self._closed:
-                return 0
-            return self._release_owner_locked(owner)
-
-    def in_flight(self) -> int:
-        """The number of items leased and not yet acked or released."""
-        with self._mutex:
-            self._check_open()
-            return len(self._leases)
-
     # ------------------------------------------------- serialized items (for ProcessSafeDQue)
     # The owner process stores and returns payload bytes; its clients serialize.
 
     def _put_payloads(self, payloads: list[bytes], block: bool = False, timeout: float | None = None) -> None:
         """Like ``put``/``enqueue_many`` for already serialized items: all or nothing."""
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         records = []
         for payload in payloads:
             if type(payload) is not bytes:
@@ -1395,9 +1067,9 @@ class DQue:
 
     def _take_payloads(self, max_items: int, block: bool = False, timeout: float | None = None) -> list[bytes]:
         """Remove up to ``max_items`` payloads; [] when empty and not blocking; Empty on timeout."""
-        _check_int(max_items, "max_items", 1)
+        check_int(max_items, "max_items", 1)
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         with self._mutex:
             self._check_open()
             if block:
@@ -1413,7 +1085,7 @@ class DQue:
     def _peek_payload(self, block: bool = False, timeout: float | None = None) -> bytes:
         """The head payload, not removed; Empty if none (after waiting, if ``block``)."""
         if block:
-            _check_timeout(timeout)
+            check_timeout(timeout)
         with self._mutex:
             self._check_open()
             if block:
@@ -1551,56 +1223,6 @@ class DQue:
         state = "closed" if self._closed else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
-
-
-def _by_segment(entries: list[Any]) -> Iterator[tuple[Segment, list[Any]]]:
-    """``(segment, entries)`` for each run of consecutive entries whose first field is the same segment."""
-    start = 0
-    while start < len(entries):
-        seg = entries[start][0]
-        stop = start + 1
-        while stop < len(entries) and entries[stop][0] is seg:
-            stop += 1
-        yield seg, entries[start:stop]
-        start = stop
-
-
-def _check_lease_id(lease_id: Any) -> None:
-    if isinstance(lease_id, bool) or not isinstance(lease_id, int):
-        raise TypeError(f"a lease id is an int, not {type(lease_id).__name__}")
-
-
-def _number(seg: Segment) -> int:
-    return seg.number
-
-
-class _LeaseState:
-    __slots__ = ("seg", "index", "payload", "owner")
-
-    def __init__(self, seg: Segment, index: int, payload: bytes, owner: Any) -> None:
-        self.seg = seg
-        self.index = index
-        self.payload = payload
-        self.owner = owner
-
-
-def _expire_leases(ref: weakref.ref[DQue]) -> None:
-    """Release leases whose ttl ran out; wakes for the earliest deadline (at least once a second)."""
-    while True:
-        q = ref()
-        if q is None:
-            return
-        with q._mutex:
-            if q._closed:
-                return
-            now = monotonic()
-            while q._expiries and q._expiries[0][0] <= now:
-                _, lease_id = heapq.heappop(q._expiries)
-                if lease_id in q._leases:
-                    q._release_locked(lease_id)
-            wait = min(1.0, q._expiries[0][0] - now) if q._expiries else 1.0
-            q._lease_timer.wait(wait)
-        del q
 
 
 def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: threading.Event) -> None:

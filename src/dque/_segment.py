@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
 from . import _fs
 from ._format import CHECKSUM_MISMATCH, Damage, scan
@@ -129,3 +131,15 @@ class Segment:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             _fs.close(fd)
+
+
+def by_segment(entries: list[Any]) -> Iterator[tuple[Segment, list[Any]]]:
+    """``(segment, entries)`` for each run of consecutive entries whose first field is the same segment."""
+    start = 0
+    while start < len(entries):
+        seg = entries[start][0]
+        stop = start + 1
+        while stop < len(entries) and entries[stop][0] is seg:
+            stop += 1
+        yield seg, entries[start:stop]
+        start = stop

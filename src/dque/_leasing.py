@@ -1,0 +1,362 @@
+"""Acknowledged delivery: the lease, ack and release half of ``DQue``.
+
+A mixin of ``DQue`` (``_queue.py``), kept apart because it is one idea: an
+item handed out under a lease stays in its segment (a LEASE record counts the
+hand-out) until an ACK record deletes it; a release only puts it back among
+the ready items (``_returned``, ahead of the head's); a segment before the head
+stays open ("lingering") while one of its items is out. Same locking rules as
+``_queue.py``: public methods take ``_mutex``; ``*_locked`` helpers assume it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from ._args import check_int, check_timeout
+from ._format import ACK, LEASE, encode_index_record
+from ._lease import Lease
+from ._segment import Segment, by_segment
+from .errors import Empty, LeaseError, LockedError
+
+if TYPE_CHECKING:
+    pass
+
+DEAD_LETTER_SUFFIX = ".dead"
+
+
+class Leasing:
+    """The lease half of DQue (see the module docstring); not usable on its own."""
+
+    # --------------------------------------------------------------- leases
+
+    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[tuple[int, Any, int]]:
+        """Hand out taken entries under leases; returns ``(id, item, deliveries)`` each."""
+        done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
+        deadline = None if ttl is None else monotonic() + ttl
+        out = []
+        for seg, index, payload, item, _ in done:
+            deliveries = seg.deliveries.get(index, 0) + 1
+            seg.deliveries[index] = deliveries
+            lease_id = self._next_lease_id
+            self._next_lease_id += 1
+            self._leases[lease_id] = LeaseState(seg, index, payload, owner)
+            if owner is not None:
+                self._owner_leases.setdefault(owner, set()).add(lease_id)
+            if deadline is not None:
+                if not self._expiries or deadline < self._expiries[0][0]:
+                    self._lease_timer.notify()
+                heapq.heappush(self._expiries, (deadline, lease_id))
+            out.append((lease_id, item, deliveries))
+        if deadline is not None:
+            self._start_expirer()
+        return out
+
+    def _settle_lease_locked(self, lease_id: Any) -> LeaseState:
+        _check_lease_id(lease_id)
+        state = self._leases.pop(lease_id, None)
+        if state is None:
+            raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
+        if state.owner is not None:
+            owned = self._owner_leases.get(state.owner)
+            if owned is not None:
+                owned.discard(lease_id)
+                if not owned:
+                    del self._owner_leases[state.owner]
+        return state
+
+    def _ack_locked(self, lease_ids: list[int]) -> None:
+        for lease_id in lease_ids:
+            _check_lease_id(lease_id)
+        unknown = [i for i in lease_ids if i not in self._leases]
+        if unknown or len(set(lease_ids)) != len(lease_ids):
+            raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
+        states = sorted((self._leases[i] for i in lease_ids), key=lambda st: (st.seg.number, st.index))
+        entries = [(st.seg, st.index) for st in states]
+        try:
+            self._write_grouped_acks_locked(entries)
+        except BaseException:
+            raise
+        for lease_id in lease_ids:
+            state = self._settle_lease_locked(lease_id)
+            state.seg.removed += 1
+            state.seg.out -= 1
+        self._tasks_done_locked(len(lease_ids))
+        for seg in sorted({seg for seg, _ in entries}, key=by_number):
+            self._settle_locked(seg)
+        if self._waiting_putters:
+            self._not_full.notify(len(lease_ids))
+
+    def _write_grouped_acks_locked(self, entries: list[tuple[Segment, int]]) -> None:
+        for seg, group in by_segment(entries):
+            seg.append(b"".join([encode_index_record(ACK, index) for _, index in group]))
+        self._write_seq += 1
+
+    def _release_locked(self, lease_id: int) -> None:
+        state = self._settle_lease_locked(lease_id)
+        seg, index, payload = state.seg, state.index, state.payload
+        if self.max_deliveries and seg.deliveries.get(index, 0) >= self.max_deliveries:
+            if self._dead_letter_locked(seg, index, payload):
+                return
+        heapq.heappush(self._returned, (seg.number, index, payload, seg))
+        self._size += 1
+        self._wake_takers_locked(1)
+
+    def _release_owner_locked(self, owner: Any) -> int:
+        ids = list(self._owner_leases.get(owner, ()))
+        for lease_id in ids:
+            self._release_locked(lease_id)
+        return len(ids)
+
+    def _screen_locked(self, seg: Segment) -> None:
+        """Move the items of a newly loaded head that were handed out max_deliveries times."""
+        keep = deque()
+        for index, payload in seg.pending:
+            if seg.deliveries.get(index, 0) >= self.max_deliveries:
+                seg.out += 1
+                self._size -= 1
+                if self._dead_letter_locked(seg, index, payload):
+                    continue
+                seg.out -= 1
+                self._size += 1
+            keep.append((index, payload))
+        seg.pending = keep
+
+    def _dead_letter_locked(self, seg: Segment, index: int, payload: bytes) -> bool:
+        """Move an item that is out to the dead-letter queue; False (nothing done) if that queue is locked."""
+        try:
+            dead = type(self).new_or_open(
+                self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
+                serializer=self._serializer, turbo=self._turbo,
+            )
+        except LockedError:
+            return False
+        try:
+            dead._put_payloads([payload])
+        finally:
+            dead.close()
+        seg.append(encode_index_record(ACK, index))
+        self._write_seq += 1
+        seg.removed += 1
+        seg.out -= 1
+        self._tasks_done_locked(1)
+        self._settle_locked(seg)
+        if self._waiting_putters:
+            self._not_full.notify()
+        return True
+
+    def _start_expirer(self) -> None:
+        if self._expirer is None:
+            self._expirer = threading.Thread(
+                target=_expire_leases, args=(weakref.ref(self),), name=f"dque-leases {self.name}", daemon=True
+            )
+            self._expirer.start()
+
+    # --------------------------------------------------------------- leases
+
+    def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
+        """Take the head item under a lease: invisible to others until acked or released.
+
+        Waits like ``get`` (Empty on timeout, or at once if not ``block``).
+        ``ttl`` (seconds) releases the lease if it is not acked in time. After a
+        crash, every item leased and not acked is back in the queue, in order.
+        Durable on return in safe mode (the hand-out is counted in
+        ``Lease.deliveries`` across restarts).
+        """
+        if block:
+            check_timeout(timeout)
+        if ttl is None:
+            # The common case kept short: the head's next item, nobody waiting to put.
+            taken = False
+            with self._mutex:
+                head = self._head
+                pending = head.pending
+                if pending and not self._closed and not self._returned and not self._waiting_putters:
+                    index, payload = pending[0]
+                    try:
+                        item = self._loads(payload)
+                        taken = True
+                    except Exception:
+                        pass  # the general path reports it
+                    if taken:
+                        head.append(encode_index_record(LEASE, index))
+                        pending.popleft()
+                        head.out += 1
+                        self._size -= 1
+                        self._write_seq += 1
+                        deliveries = head.deliveries[index] = head.deliveries.get(index, 0) + 1
+                        lease_id = self._next_lease_id
+                        self._next_lease_id += 1
+                        self._leases[lease_id] = LeaseState(head, index, payload, None)
+                        if not pending:
+                            self._settle_head_locked()
+                        seq, turbo = self._write_seq, self._turbo
+                        if turbo:
+                            return Lease(self, lease_id, item, deliveries)
+            if taken:
+                self._sync(seq)
+                return Lease(self, lease_id, item, deliveries)
+        ((lease_id, item, deliveries),) = self._lease_payloads(1, block, timeout, ttl, raw=False, raise_empty=True)
+        return Lease(self, lease_id, item, deliveries)
+
+    def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
+        """Lease up to ``max_items`` ready items without blocking (maybe none), with one sync."""
+        check_int(max_items, "max_items", 0)
+        if max_items == 0:
+            self._check_open()
+            return []
+        return [Lease(self, i, item, d) for i, item, d in self._lease_payloads(max_items, False, None, ttl, raw=False)]
+
+    def _lease_payloads(
+        self,
+        max_items: int,
+        block: bool,
+        timeout: float | None,
+        ttl: float | None,
+        raw: bool = True,
+        owner: Any = None,
+        raise_empty: bool = False,
+    ) -> list[tuple[int, Any, int]]:
+        """``(lease id, item or payload, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
+        check_int(max_items, "max_items", 1)
+        if block:
+            check_timeout(timeout)
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+                raise TypeError(f"ttl must be a number or None, not {type(ttl).__name__}")
+            if not ttl > 0:
+                raise ValueError("ttl must be > 0")
+        with self._mutex:
+            self._check_open()
+            if block:
+                self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
+            elif not self._has_item():
+                if raise_empty:
+                    raise Empty
+                return []
+            leased = self._lease_locked(self._pop_locked(max_items, raw), ttl, owner)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+        return leased
+
+    def ack(self, lease_id: int) -> None:
+        """Delete a leased item for good; counts as ``task_done``.
+
+        Raises LeaseError (and changes nothing) if the lease is not
+        outstanding. Durable on return in safe mode.
+        """
+        done = False
+        with self._mutex:
+            state = self._leases.get(lease_id) if type(lease_id) is int else None
+            if state is None or state.owner is not None or self._closed or self._waiting_putters:
+                pass  # the general path: errors, leases of ProcessSafeDQue clients, waiters
+            else:
+                done = True
+                seg = state.seg
+                seg.append(encode_index_record(ACK, state.index))
+                del self._leases[lease_id]
+                seg.removed += 1
+                seg.out -= 1
+                self._write_seq += 1
+                self._tasks_done_locked(1)
+                if not seg.out:
+                    self._settle_locked(seg)
+                seq, turbo = self._write_seq, self._turbo
+                if turbo:
+                    return
+        if done:
+            self._sync(seq)
+        else:
+            self.ack_many([lease_id])
+
+    def ack_many(self, lease_ids: Iterable[int]) -> None:
+        """Ack several leases, all or nothing, with one sync."""
+        ids = list(lease_ids)
+        with self._mutex:
+            self._check_open()
+            if not ids:
+                return
+            self._ack_locked(ids)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+
+    def release(self, lease_id: int) -> None:
+        """Put a leased item back at the head, ahead of newer items, in its original order.
+
+        Raises LeaseError if the lease is not outstanding. An item released
+        ``max_deliveries`` times goes to the dead-letter queue instead.
+        """
+        self.release_many([lease_id])
+
+    def release_many(self, lease_ids: Iterable[int]) -> None:
+        """Release several leases; LeaseError (nothing changed) if one is not outstanding."""
+        ids = list(lease_ids)
+        with self._mutex:
+            self._check_open()
+            for lease_id in ids:
+                _check_lease_id(lease_id)
+                if lease_id not in self._leases or ids.count(lease_id) > 1:
+                    raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
+            for lease_id in ids:
+                self._release_locked(lease_id)
+            seq, turbo = self._write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)  # a move to the dead-letter queue wrote an ack
+
+    def _release_owner(self, owner: Any) -> int:
+        """Release every lease taken on behalf of ``owner`` (a ProcessSafeDQue client); returns how many."""
+        with self._mutex:
+            if self._closed:
+                return 0
+            return self._release_owner_locked(owner)
+
+    def in_flight(self) -> int:
+        """The number of items leased and not yet acked or released."""
+        with self._mutex:
+            self._check_open()
+            return len(self._leases)
+
+
+def _check_lease_id(lease_id: Any) -> None:
+    if isinstance(lease_id, bool) or not isinstance(lease_id, int):
+        raise TypeError(f"a lease id is an int, not {type(lease_id).__name__}")
+
+
+def by_number(seg: Segment) -> int:
+    return seg.number
+
+
+class LeaseState:
+    __slots__ = ("seg", "index", "payload", "owner")
+
+    def __init__(self, seg: Segment, index: int, payload: bytes, owner: Any) -> None:
+        self.seg = seg
+        self.index = index
+        self.payload = payload
+        self.owner = owner
+
+
+def _expire_leases(ref: weakref.ref[Leasing]) -> None:
+    """Release leases whose ttl ran out; wakes for the earliest deadline (at least once a second)."""
+    while True:
+        q = ref()
+        if q is None:
+            return
+        with q._mutex:
+            if q._closed:
+                return
+            now = monotonic()
+            while q._expiries and q._expiries[0][0] <= now:
+                _, lease_id = heapq.heappop(q._expiries)
+                if lease_id in q._leases:
+                    q._release_locked(lease_id)
+            wait = min(1.0, q._expiries[0][0] - now) if q._expiries else 1.0
+            q._lease_timer.wait(wait)
+        del q
