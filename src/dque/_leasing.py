@@ -16,16 +16,13 @@ import weakref
 from collections import deque
 from collections.abc import Iterable
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._args import check_int, check_timeout
 from ._format import ACK, LEASE, encode_index_record
 from ._lease import Lease
 from ._segment import Segment, by_segment
 from .errors import Empty, LeaseError, LockedError
-
-if TYPE_CHECKING:
-    pass
 
 DEAD_LETTER_SUFFIX = ".dead"
 
