@@ -76,6 +76,8 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 
+from _items import Damaged, ident, item  # stress/_items.py
+
 import dque
 
 NAME = "q"
@@ -91,19 +93,6 @@ PATIENCE = 30.0  # seconds a worker may take to open/attach before it is a failu
 # =========================================================================== items
 
 
-def item(i: int) -> tuple[int, bytes]:
-    """Item ``i``: its id and some padding (records differ in size); checked when taken."""
-    return (i, bytes([i % 251]) * (i * 7 % 37))
-
-
-class Damaged(Exception):
-    pass
-
-
-def ident(x: object) -> int:
-    if not (isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], int) and x == item(x[0])):
-        raise Damaged(repr(x)[:200])
-    return x[0]
 
 
 # =========================================================================== worker side

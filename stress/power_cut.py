@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 sys.path.insert(0, TESTS)
 
+from _items import Damaged, ident, item  # noqa: E402  (stress/_items.py)
 from powercut import PowerCut, PowerLayer  # noqa: E402  (tests/powercut.py: the fault-injection layer)
 
 import dque  # noqa: E402
@@ -79,19 +80,6 @@ OUTCOMES = ("durable", "random", "live")
 MODES = ("safe", "turbo", "switching")
 
 
-def item(i: int) -> tuple[int, bytes]:
-    """Item ``i``: its id and some padding, so that records differ in size."""
-    return (i, bytes([i % 251]) * (i * 7 % 37))
-
-
-class Damaged(Exception):
-    pass
-
-
-def ident(x: object) -> int:
-    if not (isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], int) and x == item(x[0])):
-        raise Damaged(repr(x)[:200])
-    return x[0]
 
 
 class LiveMismatch(Exception):
