@@ -84,21 +84,6 @@ def encode_index_record(rtype: int, index: int) -> bytes:
     return record
 
 
-def ends_with_marker(tail: bytes) -> bool:
-    """True if ``tail`` (a file's last bytes) ends with a whole DELETE, LEASE or ACK record.
-
-    A full segment that was never read from ends with an item record; one that
-    was ends with one of these.
-    """
-    if tail.endswith(DELETE_MARKER):
-        return True
-    if len(tail) < HEADER_SIZE + 4:
-        return False
-    record = tail[-(HEADER_SIZE + 4) :]
-    crc, length, rtype, zero, _ = _FULL.unpack_from(record)
-    return length == 4 and rtype in (LEASE, ACK) and not zero and crc == crc32(record[4:])
-
-
 CHECKSUM_MISMATCH = "record checksum mismatch"
 
 

@@ -51,16 +51,6 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def read_end(path: str, count: int) -> bytes:
-    """The last ``count`` bytes of ``path`` (fewer if it is shorter)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
-    try:
-        size = os.fstat(fd).st_size
-        return os.pread(fd, min(count, size), max(0, size - count))
-    finally:
-        os.close(fd)
-
-
 def sync_dir(path: str) -> None:
     """Make the directory's entries (created, renamed, removed files) durable."""
     _fsync_dir(path)

@@ -783,10 +783,6 @@ class DQue(Leasing):
                 _fs.close(fd)
         return target
 
-    def _after_write(self, seq: int, turbo: bool) -> None:
-        if not turbo:
-            self._sync(seq)
-
     # -------------------------------------------------------------- the API
 
     def enqueue(self, item: Any) -> None:
@@ -888,15 +884,10 @@ class DQue(Leasing):
         emptiness.
         """
         check_int(max_items, "max_items", 0)
-        with self._mutex:
+        if max_items == 0:
             self._check_open()
-            if max_items == 0 or not self._has_item():
-                return []
-            items = self._take_locked(max_items)
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
-        return items
+            return []
+        return self._take(max_items, False, None, raw=False)
 
     def peek(self) -> Any:
         """Return the item at the head without removing it; Empty if there is none."""
@@ -929,17 +920,31 @@ class DQue(Leasing):
         raise Empty on timeout; with ``block`` false, raise Empty at once
         (``timeout`` is ignored). ClosedError if closed, before or while waiting.
         """
+        items = self._take(1, block, timeout, raw=False)
+        if not items:
+            raise Empty
+        return items[0]
+
+    def _take(self, max_items: int, block: bool, timeout: float | None, raw: bool) -> list[Any]:
+        """Remove up to ``max_items`` items (payloads if ``raw``), with one sync.
+
+        Waits for one first if ``block`` (Empty on timeout); otherwise returns
+        [] when there is none.
+        """
         if block:
             check_timeout(timeout)
         with self._mutex:
             self._check_open()
             if block:
                 self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
-            item = self._take_one_locked()
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
-        return item
+            elif not self._has_item():
+                return []
+            items = [self._take_one_locked(raw)] if max_items == 1 else self._take_locked(max_items, raw)
+            if self._turbo:
+                return items
+            seq = self._write_seq
+        self._sync(seq)
+        return items
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """``queue.Queue.put``: add ``item`` at the tail.
@@ -1068,19 +1073,7 @@ class DQue(Leasing):
     def _take_payloads(self, max_items: int, block: bool = False, timeout: float | None = None) -> list[bytes]:
         """Remove up to ``max_items`` payloads; [] when empty and not blocking; Empty on timeout."""
         check_int(max_items, "max_items", 1)
-        if block:
-            check_timeout(timeout)
-        with self._mutex:
-            self._check_open()
-            if block:
-                self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
-            elif not self._has_item():
-                return []
-            payloads = [self._take_one_locked(raw=True)] if max_items == 1 else self._take_locked(max_items, raw=True)
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
-        return payloads
+        return self._take(max_items, block, timeout, raw=True)
 
     def _peek_payload(self, block: bool = False, timeout: float | None = None) -> bytes:
         """The head payload, not removed; Empty if none (after waiting, if ``block``)."""
