@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from waiting import wait_until
 
 import dque
 from dque import _fs
@@ -44,17 +45,6 @@ class Boom(Exception):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_until(predicate, what: str, timeout: float = PATIENCE):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def drain(q: dque.DQue) -> list:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import proc_helpers
 import pytest
+from waiting import wait_until as wait_for
 
 import dque
 from dque import _config
@@ -178,17 +179,6 @@ def no_stray_processes():
 
 
 # --------------------------------------------------------------------------- subprocess roles
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def read_ledger(path: Path) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import lease_helpers
 import pytest
+from waiting import wait_until
 
 import dque
 
@@ -59,17 +60,6 @@ def owner(dirpath: Path, **kwargs):
         yield q
     finally:
         q.close()
-
-
-def wait_until(predicate, what: str, timeout: float = PATIENCE):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def state(q) -> tuple[int, int]:
