@@ -1,13 +1,15 @@
 """Power-cut simulation for dque's file layer (a test helper, not a test module).
 
 ``PowerLayer`` replaces the functions of :mod:`dque._fs` that change files
-(``open_append``, ``write``, ``truncate``, ``datasync``, ``dup``, ``close``,
-``unlink``, ``rename``, ``sync_dir``, ``write_file_durably``). Each call is
-still carried out on the real files, so the engine sees an ordinary file
-system, and is also applied to a model of what a disk would hold:
+(``open_append``, ``open_rw``, ``write``, ``extend``, ``map``, ``truncate``,
+``datasync``, ``dup``, ``close``, ``unlink``, ``rename``, ``sync_dir``,
+``write_file_durably``). Each call is still carried out on the real files, so
+the engine sees an ordinary file system, and is also applied to a model of
+what a disk would hold. ``map`` hands out a stand-in for a memory map whose
+stores (``m[a:b] = data``) are operations too, carried out with ``pwrite``:
 
 * per file (inode): its content as of its last ``datasync`` (``durable``),
-  its current content, and the writes/truncates made since that sync;
+  its current content, and the writes/stores/truncates made since that sync;
 * per directory: its entries as of its last ``sync_dir`` (or
   ``write_file_durably``, which syncs the directory) and the entry changes
   made since then. A file created in a directory that was never synced does
@@ -59,7 +61,10 @@ import dque._fs as _fs
 
 HOOKS = (
     "open_append",
+    "open_rw",
     "write",
+    "extend",
+    "map",
     "truncate",
     "datasync",
     "dup",
@@ -97,11 +102,15 @@ class _Inode:
         self.ino = next(_inode_numbers)
         self.durable = durable
         self.data = durable
-        self.pending: list[tuple[str, bytes | int]] = []  # ("w", bytes) | ("t", size)
+        self.pending: list[tuple] = []  # ("w", bytes) | ("t", size) | ("p", offset, bytes)
 
     def write(self, chunk: bytes) -> None:
         self.data += chunk
         self.pending.append(("w", chunk))
+
+    def store(self, offset: int, chunk: bytes) -> None:
+        self.data = _put(self.data, offset, chunk)
+        self.pending.append(("p", offset, chunk))
 
     def truncate(self, size: int) -> None:
         self.data = self.data[:size] + b"\0" * max(0, size - len(self.data))
@@ -122,13 +131,46 @@ class _Inode:
             raise ValueError(f"unknown outcome {how!r}")
         data = self.durable
         k = rng.randrange(len(self.pending) + 1)
-        for kind, arg in self.pending[:k]:
-            data = data + arg if kind == "w" else data[:arg] + b"\0" * max(0, arg - len(data))
+        for op in self.pending[:k]:
+            if op[0] == "w":
+                data += op[1]
+            elif op[0] == "p":
+                data = _put(data, op[1], op[2])
+            else:
+                data = data[: op[1]] + b"\0" * max(0, op[1] - len(data))
         if k < len(self.pending):
-            kind, arg = self.pending[k]
-            if kind == "w" and arg:
-                data += arg[: rng.randrange(len(arg))]
+            op = self.pending[k]
+            if op[0] == "w" and op[1]:
+                data += op[1][: rng.randrange(len(op[1]))]
+            elif op[0] == "p" and op[2]:
+                data = _put(data, op[1], op[2][: rng.randrange(len(op[2]))])
         return data
+
+
+def _put(data: bytes, offset: int, chunk: bytes) -> bytes:
+    """``data`` with ``chunk`` written at ``offset`` (zeros in any gap before it)."""
+    if len(data) < offset:
+        data += b"\0" * (offset - len(data))
+    return data[:offset] + chunk + data[offset + len(chunk) :]
+
+
+class _Map:
+    """Stands in for the ``mmap`` that ``_fs.map`` returns: each store is an operation of the layer."""
+
+    __slots__ = ("layer", "fd", "size")
+
+    def __init__(self, layer: PowerLayer, fd: int, size: int) -> None:
+        self.layer = layer
+        self.fd = fd  # the engine keeps its fd open while it uses the map
+        self.size = size
+
+    def __setitem__(self, where: slice, data: bytes) -> None:
+        if where.stop > self.size or where.stop - where.start != len(data):
+            raise IndexError("store outside the map")
+        self.layer._store(self.fd, where.start, data)
+
+    def close(self) -> None:
+        pass
 
 
 class _Dir:
@@ -307,6 +349,52 @@ class PowerLayer:
             self._fds[fd] = (inode, p)
             self._check_size(fd, inode, "open_append")
             return fd
+
+    def _open_rw(self, path: str) -> int:
+        with self._mutex:
+            p, d, name = self._locate(path)
+            if self._begin("open_rw", p):
+                raise self._power_off("open_rw")
+            fd = self._orig["open_rw"](path)
+            inode = d.live.get(name)
+            if inode is None:
+                inode = _Inode()
+                d.set(name, inode)
+            self._fds[fd] = (inode, p)
+            self._check_size(fd, inode, "open_rw")
+            return fd
+
+    def _extend(self, fd: int, size: int) -> None:
+        with self._mutex:
+            cut = self._begin("extend", f"{self._path_of(fd)} to {size}")
+            entry = self._fds.get(fd)
+            grows = entry is not None and len(entry[0].data) < size
+            if cut:
+                if grows and self._coin():
+                    entry[0].truncate(size)
+                raise self._power_off("extend")
+            self._orig["extend"](fd, size)
+            if grows:
+                entry[0].truncate(size)
+                self._check_size(fd, entry[0], "extend")
+
+    def _map(self, fd: int, size: int) -> _Map:
+        with self._mutex:
+            if self.cut is not None:
+                raise PowerCut(self.ops, "map")
+            return _Map(self, fd, size)
+
+    def _store(self, fd: int, offset: int, data: bytes) -> None:
+        with self._mutex:
+            cut = self._begin("store", f"{self._path_of(fd)} {len(data)} bytes at {offset}")
+            entry = self._fds.get(fd)
+            if cut:
+                if entry:
+                    entry[0].store(offset, bytes(data))  # issued: a reboot may find any prefix of it
+                raise self._power_off("store")
+            os.pwrite(fd, data, offset)
+            if entry:
+                entry[0].store(offset, bytes(data))
 
     def _write(self, fd: int, data: bytes) -> int:
         with self._mutex:

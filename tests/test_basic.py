@@ -1,5 +1,6 @@
 """The DQue API: opening, the Go names, the queue.Queue names, errors, serializers, config."""
 
+import errno
 import os
 import pickle
 import queue
@@ -431,3 +432,35 @@ def test_a_forked_child_dropping_the_handle_leaves_the_queue_alone(qdir):
         assert q.dequeue_many(10) == [3, 4, 5]
     with dque.open("q", qdir) as q:
         assert q.size() == 0
+
+
+@pytest.mark.parametrize("turbo", [False, True], ids=["safe", "turbo"])
+def test_full_disk_raises_and_changes_nothing(qdir, monkeypatch, turbo):
+    """No room for a record (ENOSPC when the segment file grows): OSError, the queue unchanged,
+    and it carries on once there is room again."""
+    real_extend = dque._fs.extend
+    full = [False]
+
+    def extend(fd, size):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_extend(fd, size)
+
+    monkeypatch.setattr(dque._fs, "extend", extend)
+    with dque.new("q", qdir, segment_size=3, turbo=turbo) as q:
+        q.enqueue_many(range(7))
+    with dque.open("q", qdir, turbo=turbo) as q:  # files read back: no room reserved in them yet
+        full[0] = True
+        with pytest.raises(OSError) as info:
+            q.enqueue(7)
+        assert info.value.errno == errno.ENOSPC
+        with pytest.raises(OSError):
+            q.dequeue()  # no room for the delete marker
+        with pytest.raises(OSError):
+            q.lease(block=False)
+        assert q.size() == 7 and q.peek() == 0 and q.in_flight() == 0
+        full[0] = False
+        assert q.dequeue_many(2) == [0, 1]
+        q.enqueue(7)
+    with dque.open("q", qdir) as q:
+        assert q.dequeue_many(100) == [2, 3, 4, 5, 6, 7]

@@ -273,8 +273,13 @@ def segment_files(qdir: Path) -> list[Path]:
     return sorted(qdir.glob("*.seg"))
 
 
+# What a crash leaves after the last record: nothing, or zeros (room reserved for records).
+RESERVED = [0, 4096]
+
+
+@pytest.mark.parametrize("reserved", RESERVED, ids=["end", "zeros"])
 @pytest.mark.parametrize("n_items", [9, 11])
-def test_torn_last_record_at_every_byte(tmp_path, n_items):
+def test_torn_last_record_at_every_byte(tmp_path, n_items, reserved):
     """The last record cut at every length from nothing to all but one byte: dropped, the rest intact."""
     src = tmp_path / "src"
     with dque.new(NAME, src, segment_size=4) as q:
@@ -286,7 +291,7 @@ def test_torn_last_record_at_every_byte(tmp_path, n_items):
     for cut in range(start, len(data)):
         copy = tmp_path / f"cut{cut}"
         shutil.copytree(src, copy)
-        os.truncate(copy / NAME / last.name, cut)
+        (copy / NAME / last.name).write_bytes(data[:cut] + bytes(reserved))
         with dque.open(NAME, copy) as q:
             assert q.size() == n_items - 1, f"cut at {cut}"
             q.enqueue(item(100))
@@ -296,7 +301,8 @@ def test_torn_last_record_at_every_byte(tmp_path, n_items):
         shutil.rmtree(copy)
 
 
-def test_torn_last_delete_marker_at_every_byte(tmp_path):
+@pytest.mark.parametrize("reserved", RESERVED, ids=["end", "zeros"])
+def test_torn_last_delete_marker_at_every_byte(tmp_path, reserved):
     """A torn delete marker: the dequeue did not happen, the item is back, nothing else changes."""
     src = tmp_path / "src"
     with dque.new(NAME, src, segment_size=100) as q:
@@ -310,13 +316,54 @@ def test_torn_last_delete_marker_at_every_byte(tmp_path):
     for cut in range(start, len(data)):
         copy = tmp_path / f"cut{cut}"
         shutil.copytree(src, copy)
-        os.truncate(copy / NAME / last.name, cut)
+        (copy / NAME / last.name).write_bytes(data[:cut] + bytes(reserved))
         with dque.open(NAME, copy) as q:
             assert q.size() == 5, f"cut at {cut}"
             assert ident(q.dequeue()) == 1
             q.enqueue(item(100))
         with dque.open(NAME, copy) as q:
             assert drain(q) == [2, 3, 4, 5, 100], f"cut at {cut}"
+        shutil.rmtree(copy)
+
+
+@pytest.mark.parametrize("rtype", ["delete", "lease", "ack"])
+def test_torn_marker_in_an_older_segment_at_every_byte(tmp_path, rtype):
+    """A torn delete, lease or ack record at the end of the head segment, with later segments
+    after it and zeros after it: crash debris, not damage."""
+    src = tmp_path / "src"
+    with dque.new(NAME, src, segment_size=4) as q:
+        q.enqueue_many([item(i) for i in range(10)])
+        assert ident(q.dequeue()) == 0
+        if rtype == "delete":
+            assert ident(q.dequeue()) == 1
+        else:
+            lease = q.lease(block=False)
+            assert ident(lease.item) == 1
+            if rtype == "ack":
+                lease.ack()
+    first = segment_files(src / NAME)[0]
+    data = first.read_bytes()
+    start, length = records(data)[-1]
+    for cut in range(start, start + length):
+        copy = tmp_path / f"cut{cut}"
+        shutil.copytree(src, copy)
+        (copy / NAME / first.name).write_bytes(data[:cut] + bytes(4096))
+        # The bytes of the record not written are zeros: if those were zeros anyway (the high bytes
+        # of a lease's or ack's item index), the record is whole and happened.
+        happened = not any(data[cut : start + length])
+        with dque.open(NAME, copy) as q:
+            if happened and rtype != "lease":
+                assert q.size() == 8, f"cut at {cut}"
+                assert drain(q) == list(range(2, 10)), f"cut at {cut}"
+                continue
+            # A torn record did not happen: a dequeue or ack undone, a lease not counted.
+            assert q.size() == 9, f"cut at {cut}"
+            lease = q.lease(block=False)
+            # (after an ack, torn or not, the lease before it counts)
+            deliveries = 1 + (rtype == "ack" or happened)
+            assert (ident(lease.item), lease.deliveries) == (1, deliveries), f"cut at {cut}"
+            lease.ack()
+            assert drain(q) == list(range(2, 10)), f"cut at {cut}"
         shutil.rmtree(copy)
 
 

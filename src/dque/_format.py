@@ -123,9 +123,10 @@ def scan(data: bytes) -> Scan:
     """Read every good record of a segment file's bytes.
 
     Stops at the first record that does not check out and says whether it
-    looks like a torn last write (a prefix of a record, or zeros, running to
-    the end of the data) or like damage (anything followed by more bytes, or
-    a record that contradicts the ones before it). Never raises on bad input.
+    looks like a torn last write (a prefix of a record, or zeros, followed by
+    nothing but zeros up to the end of the data) or like damage (anything
+    followed by more bytes, or a record that contradicts the ones before it).
+    Never raises on bad input.
     """
     out = Scan()
     payloads: list[bytes] = []
@@ -143,11 +144,15 @@ def scan(data: bytes) -> Scan:
         end = pos + HEADER_SIZE + length
         # A good CRC covers the header too; only a bad record needs a closer look.
         if end > size or crc != crc32(data[pos + 4 : end]):
+            # A torn write is a prefix of a record followed by nothing, or by the
+            # zeros of the room reserved for records.
             if zero or not ITEM <= rtype <= ACK or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
-                torn = not any(data[pos:])
+                torn = not any(data[pos + HEADER_SIZE :])
                 out.damage = Damage(pos, "bad record header", torn=torn)
             elif end > size:
                 out.damage = Damage(pos, "record runs past the end of the file", torn=True)
+            elif not data[end - 1] and not any(data[end:]):
+                out.damage = Damage(pos, "record not written to its end", torn=True)
             else:
                 out.damage = Damage(pos, CHECKSUM_MISMATCH, torn=end == size)
             break

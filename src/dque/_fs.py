@@ -1,21 +1,31 @@
 """Every file-system call the engine makes, in one place.
 
-The engine calls these through the module (``_fs.write(...)``), never by
+The engine calls these through the module (``_fs.datasync(...)``), never by
 importing the names, so a test can replace them with a layer that records
 what reached stable storage and simulates a power cut (see
 ``tests/powercut.py``). Plain ``os`` functions are bound by assignment so the
 hot path pays no extra call. Nothing here buffers: a call that returns has
 handed its bytes to the operating system.
+
+Segments are written through a shared memory map of the file (``map``): a
+store into it is in the kernel's page cache, the same place a ``write``
+puts its bytes, so a process killed right after it loses nothing, and
+``datasync`` puts it on stable storage like any other write. The map only
+covers room already reserved on disk (``extend``), so a full disk is an
+``OSError`` from ``extend``, never a fault during a store.
 """
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_RW_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
 
-# write(fd, data) -> count: append data at the end of the file.
+# write(fd, data) -> count: append data at the end of a file opened with open_append.
 write = os.write
 # truncate(fd, size): cut the file back to size bytes.
 truncate = os.ftruncate
@@ -33,8 +43,35 @@ def file_size(fd: int) -> int:
 
 
 def open_append(path: str) -> int:
-    """Open (creating if needed) ``path`` for appending; returns the fd."""
+    """Open (creating if needed) ``path`` for appending with ``write``; returns the fd."""
     return os.open(path, _APPEND_FLAGS, 0o644)
+
+
+def open_rw(path: str) -> int:
+    """Open (creating if needed) ``path`` for reading and writing (and mapping); returns the fd."""
+    return os.open(path, _RW_FLAGS, 0o644)
+
+
+def extend(fd: int, size: int) -> None:
+    """Make the file at least ``size`` bytes long, the new bytes zeros, their disk blocks reserved.
+
+    Raises OSError (ENOSPC, ...) having changed nothing, if it cannot.
+    """
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        if os.fstat(fd).st_size < size:  # a file system without fallocate: a sparse extension
+            os.ftruncate(fd, size)
+
+
+def map(fd: int, size: int) -> mmap.mmap:  # noqa: A001 - the module's verb for it
+    """A shared, writable map of the first ``size`` bytes of the file (which has at least that many).
+
+    ``m[a:b] = data`` writes ``data`` at offset ``a``; ``m.close()`` unmaps.
+    """
+    return mmap.mmap(fd, size)
 
 
 def read_file(path: str) -> bytes:

@@ -414,7 +414,7 @@ class DQue(Leasing):
             seg.close()
 
     def _unlink_locked(self, seg: Segment) -> None:
-        seg.close()
+        seg.drop()  # (not trimmed: it goes)
         if self._turbo:
             self._doomed.append(seg.path)  # a used segment found again after a crash is deleted at open
             self._background_locked()
@@ -443,7 +443,7 @@ class DQue(Leasing):
         """
         for path in rolled:
             if os.path.exists(path):
-                fd = _fs.open_append(path)
+                fd = _fs.open_rw(path)
                 try:
                     _fs.datasync(fd)
                 finally:
@@ -495,6 +495,8 @@ class DQue(Leasing):
         background, within ``max_delay`` (at once when a batch is waiting).
         """
         old = self._tail
+        if old is not self._head:
+            old.trim()  # drop its reserved room before the sync
         if old.fd >= 0 and old.dirty:
             old.dirty = False
             if self._turbo:
@@ -651,11 +653,12 @@ class DQue(Leasing):
                 item = self._loads(pending[0][1])
             except Exception:
                 return self._take_locked(1)[0]  # raises SerializationError with the details
-        if head.fd < 0:
-            head.open()
-        written = _fs.write(head.fd, DELETE_MARKER)  # Segment.append(), inlined
-        if written != MARKER_SIZE:
-            head.finish_write(DELETE_MARKER, written)
+        pos = head.end  # Segment.append(), inlined
+        if pos + MARKER_SIZE > head.cap or head.fd < 0:
+            head.reserve(MARKER_SIZE)
+            pos = head.end
+        head.map[pos : pos + MARKER_SIZE] = DELETE_MARKER
+        head.end = pos + MARKER_SIZE
         head.dirty = True
         pending.popleft()
         head.removed += 1
@@ -815,9 +818,12 @@ class DQue(Leasing):
             if tail.added >= self.segment_size:
                 self._roll_locked()
                 tail = self._tail
-            written = _fs.write(tail.fd, record)  # Segment.append(), inlined
-            if written != len(record):
-                tail.finish_write(record, written)
+            pos = tail.end  # Segment.append(), inlined
+            end = pos + len(record)
+            if end > tail.cap:
+                tail.reserve(len(record))
+            tail.map[pos:end] = record
+            tail.end = end
             tail.dirty = True
             if tail is self._head:
                 tail.pending.append((tail.added, payload))
@@ -1160,7 +1166,7 @@ class DQue(Leasing):
         if os.getpid() != self._pid:
             self._closed = True
             for seg in self._open_segments():
-                seg.close()
+                seg.drop()
             return
         with self._sync_state:
             while self._syncing:  # let a sync under way finish
@@ -1176,6 +1182,7 @@ class DQue(Leasing):
                 try:
                     self._finish_background_locked(*self._take_background_locked())
                     for seg in self._open_segments():
+                        seg.trim()  # drop the room reserved for records
                         if seg.dirty and seg.fd >= 0:
                             _fs.datasync(seg.fd)
                             seg.dirty = False

@@ -22,6 +22,8 @@ from . import _fs
 from ._format import CHECKSUM_MISMATCH, Damage, scan
 
 SUFFIX = ".seg"
+_GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
+_GROW_MAX = 8 << 20  # ... and at most (otherwise the room doubles)
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -41,12 +43,18 @@ def segment_numbers_on_disk(qdir: str) -> list[int]:
 
 
 class Segment:
-    __slots__ = ("number", "path", "fd", "added", "removed", "pending", "out", "deliveries", "dirty", "damage")
+    __slots__ = (
+        "number", "path", "fd", "map", "end", "cap", "added", "removed", "pending", "out", "deliveries", "dirty",
+        "damage",
+    )
 
     def __init__(self, qdir: str, number: int) -> None:
         self.number = number
         self.path = segment_path(qdir, number)
-        self.fd = -1  # append handle, opened on first write
+        self.fd = -1  # read-write handle, opened on first write
+        self.map: Any = None  # shared map of the file's first ``cap`` bytes, made on first write
+        self.end = 0  # where the next record goes: just past the last one (valid while fd >= 0)
+        self.cap = 0  # bytes reserved for records (the file's length while it is open)
         self.added = 0  # item records in the file
         self.removed = 0  # deletions (DELETE and ACK records) in the file
         self.pending: deque[tuple[int, bytes]] = deque()  # (index, payload) never taken (head only)
@@ -59,7 +67,7 @@ class Segment:
     def create(cls, qdir: str, number: int) -> Segment:
         """A new empty segment file (the caller makes the directory entry durable)."""
         seg = cls(qdir, number)
-        seg.fd = _fs.open_append(seg.path)
+        seg.fd = _fs.open_rw(seg.path)
         _fs.truncate(seg.fd, 0)  # a leftover of the same name would be stale
         return seg
 
@@ -76,7 +84,10 @@ class Segment:
         return seg
 
     def read_back(self, *, last: bool) -> None:
-        found = scan(_fs.read_file(self.path))
+        data = _fs.read_file(self.path)
+        if self.fd >= 0:
+            data = data[: self.end]  # the rest is room reserved for records: zeros
+        found = scan(data)
         self.added, self.removed = found.added, found.removed
         self.pending = deque(found.items)
         self.deliveries = found.deliveries
@@ -86,48 +97,72 @@ class Segment:
         # end of a full segment that turbo mode had not synced yet when the
         # power failed (a prefix of a record, or zeros: a whole record with a
         # bad checksum there is damage). Cut it off. A segment ending early is
-        # not damage either.
+        # not damage either. (Zeros after the last record are also what a
+        # crash leaves of the room reserved for records.)
         if damage is not None and damage.torn and (last or damage.reason != CHECKSUM_MISMATCH):
             self.open()
-            _fs.truncate(self.fd, found.end)
+            self.trim(found.end)
             _fs.datasync(self.fd)
             damage = None
         self.damage = damage
 
     def open(self) -> None:
         if self.fd < 0:
-            self.fd = _fs.open_append(self.path)
+            self.fd = _fs.open_rw(self.path)
+            self.end = self.cap = _fs.file_size(self.fd)
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` more bytes after ``end`` (opening the file if needed).
+
+        Raises OSError (a full disk, say) having changed nothing.
+        """
+        self.open()
+        need = self.end + n
+        if need <= self.cap:
+            return
+        cap = max(need, self.cap + min(max(self.cap, _GROW_MIN), _GROW_MAX))
+        _fs.extend(self.fd, cap)
+        old, self.map = self.map, _fs.map(self.fd, cap)
+        self.cap = cap
+        if old is not None:
+            old.close()
 
     def append(self, data: bytes) -> None:
-        """Append ``data`` with one write; on failure the file is cut back and nothing changed."""
-        if self.fd < 0:
-            self.open()
-        written = _fs.write(self.fd, data)  # raises only when it wrote nothing
-        if written != len(data):
-            self.finish_write(data, written)
+        """Append ``data``: in the OS when this returns. On failure nothing changed."""
+        end = self.end + len(data)
+        if end > self.cap or self.fd < 0:
+            self.reserve(len(data))
+            end = self.end + len(data)
+        self.map[self.end : end] = data
+        self.end = end
         self.dirty = True
 
-    def finish_write(self, data: bytes, written: int) -> None:
-        """Complete a short write of ``data``, or cut the file back to before it and raise.
-
-        (A write that fails outright writes nothing: only a short one leaves
-        part of a record behind.)
-        """
-        start = _fs.file_size(self.fd) - written
-        try:
-            while written < len(data):
-                more = _fs.write(self.fd, data[written:])
-                if more <= 0:
-                    raise OSError(f"could not append to {self.path}")
-                written += more
-        except BaseException:
-            try:
-                _fs.truncate(self.fd, start)
-            except OSError:
-                pass
-            raise
+    def trim(self, size: int | None = None) -> None:
+        """Unmap and cut the file to ``size`` bytes (default: ``end``, dropping the reserved room)."""
+        if self.map is not None:
+            self.map.close()
+            self.map = None
+        if self.fd >= 0:
+            size = self.end if size is None else size
+            if self.cap != size:
+                _fs.truncate(self.fd, size)
+                self.dirty = True
+            self.end = self.cap = size
 
     def close(self) -> None:
+        """Trim the file and close it."""
+        if self.fd >= 0:
+            try:
+                self.trim()
+            finally:
+                fd, self.fd = self.fd, -1
+                _fs.close(fd)
+
+    def drop(self) -> None:
+        """Close this process's handles without touching the file (a forked child's copy)."""
+        if self.map is not None:
+            self.map.close()
+            self.map = None
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             _fs.close(fd)
