@@ -58,12 +58,19 @@ def extend(fd: int, size: int) -> None:
     Raises OSError (ENOSPC, ...) having changed nothing, if it cannot.
     """
     try:
-        os.posix_fallocate(fd, 0, size)
+        _fallocate(fd, 0, size)
     except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
-        if os.fstat(fd).st_size < size:  # a file system without fallocate: a sparse extension
+        if os.fstat(fd).st_size < size:  # no fallocate here: a sparse extension
             os.ftruncate(fd, size)
+
+
+def _no_fallocate(fd: int, offset: int, length: int) -> None:
+    raise OSError(errno.ENOSYS, "posix_fallocate is not available")
+
+
+_fallocate = getattr(os, "posix_fallocate", _no_fallocate)
 
 
 def map(fd: int, size: int) -> mmap.mmap:  # noqa: A001 - the module's verb for it
