@@ -445,6 +445,30 @@ def test_lease_as_context_manager(tmp_path):
         assert drain(q) == ["c"]
 
 
+
+@pytest.mark.parametrize("turbo", [False, True])
+def test_a_lease_and_its_id_are_one_lease(tmp_path, turbo):
+    with dque.new(NAME, tmp_path, segment_size=2, turbo=turbo) as q:
+        q.enqueue_many(range(5))
+        a, b, c = q.lease(), q.lease(), q.lease()
+        q.ack(a.id)  # by id: the Lease object is settled too
+        with pytest.raises(dque.LeaseError):
+            a.ack()
+        with pytest.raises(dque.LeaseError):
+            with a:
+                pass  # a clean exit acks: not outstanding any more
+        q.release(b.id)
+        with pytest.raises(dque.LeaseError):
+            b.ack()
+        c.ack()
+        with pytest.raises(dque.LeaseError):
+            q.ack(c.id)
+        assert (a.item, a.deliveries, b.item, c.item) == (0, 1, 1, 2)  # unchanged once settled
+        assert repr(c) == f"<Lease {c.id} deliveries=1 item=2>"
+        assert state(q) == (3, 0)
+        assert drain(q) == [1, 3, 4]
+
+
 # --------------------------------------------------------------------------- ttl
 
 
@@ -759,6 +783,33 @@ def test_a_dead_letter_move_wakes_a_blocked_put(tmp_path):
         assert done.wait(1.5), "the put was not woken"
         t.join(PATIENCE)
         assert drain(q) == ["next"]
+
+
+
+@pytest.mark.parametrize("turbo", [False, True])
+def test_an_ack_wakes_a_blocked_put(tmp_path, turbo):
+    with dque.new(NAME, tmp_path, maxsize=1, turbo=turbo) as q:
+        q.enqueue("a")
+        x = q.lease()  # a leased item counts against maxsize
+        started, done = threading.Event(), threading.Event()
+
+        def put():
+            started.set()
+            try:
+                q.put("b", timeout=PATIENCE)
+                done.set()
+            except (dque.Full, dque.ClosedError):
+                pass
+
+        t = threading.Thread(target=put, daemon=True)
+        t.start()
+        assert started.wait(PATIENCE)
+        wait_until(lambda: q._waiting_putters == 1, "the put to block")  # the ack must wake it
+        assert not done.is_set()
+        x.ack()
+        assert done.wait(PATIENCE), "the put was not woken"
+        t.join(PATIENCE)
+        assert drain(q) == ["b"]
 
 
 def test_dead_letter_at_reopen(tmp_path):

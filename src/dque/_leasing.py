@@ -32,40 +32,42 @@ class Leasing:
 
     # --------------------------------------------------------------- leases
 
-    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[tuple[int, Any, int]]:
-        """Hand out taken entries under leases; returns ``(id, item, deliveries)`` each."""
-        done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
+    def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[LeaseState]:
+        """Hand out taken entries under leases."""
+        done = self._write_grouped_locked(entries, lambda e: LEASE_RECORDS[e[1]])
         deadline = None if ttl is None else monotonic() + ttl
         out = []
         for seg, index, payload, item, _ in done:
-            deliveries = seg.deliveries.get(index, 0) + 1
-            seg.deliveries[index] = deliveries
+            deliveries = seg.deliveries[index] = seg.deliveries.get(index, 0) + 1
             lease_id = self._next_lease_id
-            self._next_lease_id += 1
-            self._leases[lease_id] = LeaseState(seg, index, payload, owner)
+            self._next_lease_id = lease_id + 1
+            lease = self._leases[lease_id] = new_lease(self, lease_id, item, deliveries, seg, index, payload, owner)
             if owner is not None:
                 self._owner_leases.setdefault(owner, set()).add(lease_id)
             if deadline is not None:
                 if not self._expiries or deadline < self._expiries[0][0]:
                     self._lease_timer.notify()
                 heapq.heappush(self._expiries, (deadline, lease_id))
-            out.append((lease_id, item, deliveries))
+            out.append(lease)
         if deadline is not None:
             self._start_expirer()
         return out
 
-    def _settle_lease_locked(self, lease_id: Any) -> LeaseState:
+    def _settle_lease_locked(self, lease_id: Any) -> tuple[Segment, int, bytes]:
+        """End an outstanding lease; returns where its item is: ``(segment, index, payload)``."""
         _check_lease_id(lease_id)
-        state = self._leases.pop(lease_id, None)
-        if state is None:
+        lease = self._leases.pop(lease_id, None)
+        if lease is None:
             raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
-        if state.owner is not None:
-            owned = self._owner_leases.get(state.owner)
+        if lease.owner is not None:
+            owned = self._owner_leases.get(lease.owner)
             if owned is not None:
                 owned.discard(lease_id)
                 if not owned:
-                    del self._owner_leases[state.owner]
-        return state
+                    del self._owner_leases[lease.owner]
+        where = lease.seg, lease.index, lease.payload
+        lease.seg = lease.payload = None  # a Lease kept after it ended keeps no segment or payload alive
+        return where
 
     def _ack_locked(self, lease_ids: list[int]) -> None:
         for lease_id in lease_ids:
@@ -73,16 +75,13 @@ class Leasing:
         unknown = [i for i in lease_ids if i not in self._leases]
         if unknown or len(set(lease_ids)) != len(lease_ids):
             raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
-        states = sorted((self._leases[i] for i in lease_ids), key=lambda st: (st.seg.number, st.index))
-        entries = [(st.seg, st.index) for st in states]
-        try:
-            self._write_grouped_acks_locked(entries)
-        except BaseException:
-            raise
+        leases = sorted((self._leases[i] for i in lease_ids), key=lambda lease: (lease.seg.number, lease.index))
+        entries = [(lease.seg, lease.index) for lease in leases]
+        self._write_grouped_acks_locked(entries)
         for lease_id in lease_ids:
-            state = self._settle_lease_locked(lease_id)
-            state.seg.removed += 1
-            state.seg.out -= 1
+            seg, _, _ = self._settle_lease_locked(lease_id)
+            seg.removed += 1
+            seg.out -= 1
         self._tasks_done_locked(len(lease_ids))
         for seg in sorted({seg for seg, _ in entries}, key=by_number):
             self._settle_locked(seg)
@@ -91,12 +90,11 @@ class Leasing:
 
     def _write_grouped_acks_locked(self, entries: list[tuple[Segment, int]]) -> None:
         for seg, group in by_segment(entries):
-            seg.append(b"".join([encode_index_record(ACK, index) for _, index in group]))
+            seg.append(b"".join([ACK_RECORDS[index] for _, index in group]))
         self._write_seq += 1
 
     def _release_locked(self, lease_id: int) -> None:
-        state = self._settle_lease_locked(lease_id)
-        seg, index, payload = state.seg, state.index, state.payload
+        seg, index, payload = self._settle_lease_locked(lease_id)
         if self.max_deliveries and seg.deliveries.get(index, 0) >= self.max_deliveries:
             if self._dead_letter_locked(seg, index, payload):
                 return
@@ -137,7 +135,7 @@ class Leasing:
             dead._put_payloads([payload])
         finally:
             dead.close()
-        seg.append(encode_index_record(ACK, index))
+        seg.append(ACK_RECORDS[index])
         self._write_seq += 1
         seg.removed += 1
         seg.out -= 1
@@ -169,37 +167,41 @@ class Leasing:
             check_timeout(timeout)
         if ttl is None:
             # The common case kept short: the head's next item, nobody waiting to put.
-            taken = False
-            with self._mutex:
+            # (The mutex is taken without ``with``, which costs twice as much.)
+            lease = None
+            self._mutex.acquire()
+            try:
                 head = self._head
                 pending = head.pending
                 if pending and not self._closed and not self._returned and not self._waiting_putters:
                     index, payload = pending[0]
                     try:
                         item = self._loads(payload)
-                        taken = True
                     except Exception:
                         pass  # the general path reports it
-                    if taken:
-                        head.append(encode_index_record(LEASE, index))
+                    else:
+                        head.append(LEASE_RECORDS[index])
                         pending.popleft()
                         head.out += 1
                         self._size -= 1
                         self._write_seq += 1
                         deliveries = head.deliveries[index] = head.deliveries.get(index, 0) + 1
                         lease_id = self._next_lease_id
-                        self._next_lease_id += 1
-                        self._leases[lease_id] = LeaseState(head, index, payload, None)
+                        self._next_lease_id = lease_id + 1
+                        lease = self._leases[lease_id] = new_lease(
+                            self, lease_id, item, deliveries, head, index, payload, None
+                        )
                         if not pending:
                             self._settle_head_locked()
-                        seq, turbo = self._write_seq, self._turbo
-                        if turbo:
-                            return Lease(self, lease_id, item, deliveries)
-            if taken:
+                        if self._turbo:
+                            return lease
+                        seq = self._write_seq
+            finally:
+                self._mutex.release()
+            if lease is not None:
                 self._sync(seq)
-                return Lease(self, lease_id, item, deliveries)
-        ((lease_id, item, deliveries),) = self._lease_payloads(1, block, timeout, ttl, raw=False, raise_empty=True)
-        return Lease(self, lease_id, item, deliveries)
+                return lease
+        return self._lease_items(1, block, timeout, ttl, raw=False, raise_empty=True)[0]
 
     def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
         """Lease up to ``max_items`` ready items without blocking (maybe none), with one sync."""
@@ -207,9 +209,16 @@ class Leasing:
         if max_items == 0:
             self._check_open()
             return []
-        return [Lease(self, i, item, d) for i, item, d in self._lease_payloads(max_items, False, None, ttl, raw=False)]
+        return self._lease_items(max_items, False, None, ttl, raw=False)
 
     def _lease_payloads(
+        self, max_items: int, block: bool, timeout: float | None, ttl: float | None, raw: bool = True, owner: Any = None
+    ) -> list[tuple[int, Any, int]]:
+        """``(lease id, payload or item, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
+        leases = self._lease_items(max_items, block, timeout, ttl, raw, owner)
+        return [(lease.id, lease.item, lease.deliveries) for lease in leases]
+
+    def _lease_items(
         self,
         max_items: int,
         block: bool,
@@ -218,8 +227,8 @@ class Leasing:
         raw: bool = True,
         owner: Any = None,
         raise_empty: bool = False,
-    ) -> list[tuple[int, Any, int]]:
-        """``(lease id, item or payload, deliveries)`` for up to ``max_items`` items; [] if none and not block."""
+    ) -> list[LeaseState]:
+        """Leases of up to ``max_items`` items (their payloads if ``raw``); [] if none and not block."""
         check_int(max_items, "max_items", 1)
         if block:
             check_timeout(timeout)
@@ -248,29 +257,42 @@ class Leasing:
         Raises LeaseError (and changes nothing) if the lease is not
         outstanding. Durable on return in safe mode.
         """
-        done = False
-        with self._mutex:
-            state = self._leases.get(lease_id) if type(lease_id) is int else None
-            if state is None or state.owner is not None or self._closed or self._waiting_putters:
-                pass  # the general path: errors, leases of ProcessSafeDQue clients, waiters
-            else:
-                done = True
-                seg = state.seg
-                seg.append(encode_index_record(ACK, state.index))
+        lease = self._leases.get(lease_id) if type(lease_id) is int else None
+        if lease is None or lease.owner is not None:
+            self.ack_many([lease_id])  # errors, and leases of ProcessSafeDQue clients
+        else:
+            self._ack_lease(lease)
+
+    def _ack_lease(self, lease: LeaseState) -> None:
+        """``ack(lease.id)`` for a lease this queue handed out."""
+        lease_id = lease.id
+        seq = None
+        self._mutex.acquire()  # (not ``with``, which costs twice as much)
+        try:
+            if self._leases.get(lease_id) is lease and not self._closed and not self._waiting_putters:
+                # The common case kept short; the general path handles errors and waiters.
+                seg = lease.seg
+                seg.append(ACK_RECORDS[lease.index])
                 del self._leases[lease_id]
+                lease.seg = lease.payload = None  # as _settle_lease_locked
                 seg.removed += 1
                 seg.out -= 1
                 self._write_seq += 1
-                self._tasks_done_locked(1)
-                if not seg.out:
+                if self._unfinished_tasks > 1:
+                    self._unfinished_tasks -= 1
+                else:
+                    self._tasks_done_locked(1)
+                if not seg.out and seg is not self._head:
                     self._settle_locked(seg)
-                seq, turbo = self._write_seq, self._turbo
-                if turbo:
+                if self._turbo:
                     return
-        if done:
-            self._sync(seq)
-        else:
+                seq = self._write_seq
+        finally:
+            self._mutex.release()
+        if seq is None:
             self.ack_many([lease_id])
+        else:
+            self._sync(seq)
 
     def ack_many(self, lease_ids: Iterable[int]) -> None:
         """Ack several leases, all or nothing, with one sync."""
@@ -330,14 +352,53 @@ def by_number(seg: Segment) -> int:
     return seg.number
 
 
-class LeaseState:
+class LeaseState(Lease):
+    """A lease as its queue keeps it while it is outstanding: the Lease handed out, and where its item is."""
+
     __slots__ = ("seg", "index", "payload", "owner")
 
-    def __init__(self, seg: Segment, index: int, payload: bytes, owner: Any) -> None:
-        self.seg = seg
-        self.index = index
-        self.payload = payload
-        self.owner = owner
+    def ack(self) -> None:
+        """Delete the item for good (durable on return in safe mode). LeaseError if not outstanding."""
+        self._queue._ack_lease(self)
+        self._settled = True
+
+
+_new = object.__new__
+
+
+def new_lease(
+    queue: Leasing, lease_id: int, item: Any, deliveries: int, seg: Segment, index: int, payload: bytes, owner: Any
+) -> LeaseState:
+    """``LeaseState(queue, lease_id, item, deliveries)`` with its place, for less than a Python ``__init__`` costs."""
+    lease = _new(LeaseState)
+    lease.item = item
+    lease.id = lease_id
+    lease.deliveries = deliveries
+    lease._queue = queue
+    lease._settled = False
+    lease.seg = seg
+    lease.index = index
+    lease.payload = payload
+    lease.owner = owner
+    return lease
+
+
+class _IndexRecords(dict):
+    """Item index -> the LEASE or ACK record naming it, made on first use."""
+
+    def __init__(self, rtype: int) -> None:
+        super().__init__()
+        self.rtype = rtype
+
+    def __missing__(self, index: int) -> bytes:
+        record = encode_index_record(self.rtype, index)
+        if index < 65536:  # (a bound on the memory kept, as encode_index_record's)
+            self[index] = record
+        return record
+
+
+LEASE_RECORDS = _IndexRecords(LEASE)
+ACK_RECORDS = _IndexRecords(ACK)
 
 
 def _expire_leases(ref: weakref.ref[Leasing]) -> None:
