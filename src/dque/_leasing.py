@@ -25,6 +25,7 @@ from ._segment import Segment, by_segment
 from .errors import Empty, LeaseError, LockedError
 
 DEAD_LETTER_SUFFIX = ".dead"
+INDEX_RECORD_SIZE = 16  # a LEASE or ACK record
 
 
 class Leasing:
@@ -180,7 +181,13 @@ class Leasing:
                     except Exception:
                         pass  # the general path reports it
                     else:
-                        head.append(LEASE_RECORDS[index])
+                        pos = head.end  # head.append(LEASE_RECORDS[index]), inlined
+                        if pos + INDEX_RECORD_SIZE > head.cap:
+                            head.reserve(INDEX_RECORD_SIZE)
+                            pos = head.end
+                        head.map[pos : pos + INDEX_RECORD_SIZE] = LEASE_RECORDS[index]
+                        head.end = pos + INDEX_RECORD_SIZE
+                        head.dirty = True
                         pending.popleft()
                         head.out += 1
                         self._size -= 1
@@ -261,38 +268,8 @@ class Leasing:
         if lease is None or lease.owner is not None:
             self.ack_many([lease_id])  # errors, and leases of ProcessSafeDQue clients
         else:
-            self._ack_lease(lease)
-
-    def _ack_lease(self, lease: LeaseState) -> None:
-        """``ack(lease.id)`` for a lease this queue handed out."""
-        lease_id = lease.id
-        seq = None
-        self._mutex.acquire()  # (not ``with``, which costs twice as much)
-        try:
-            if self._leases.get(lease_id) is lease and not self._closed and not self._waiting_putters:
-                # The common case kept short; the general path handles errors and waiters.
-                seg = lease.seg
-                seg.append(ACK_RECORDS[lease.index])
-                del self._leases[lease_id]
-                lease.seg = lease.payload = None  # as _settle_lease_locked
-                seg.removed += 1
-                seg.out -= 1
-                self._write_seq += 1
-                if self._unfinished_tasks > 1:
-                    self._unfinished_tasks -= 1
-                else:
-                    self._tasks_done_locked(1)
-                if not seg.out and seg is not self._head:
-                    self._settle_locked(seg)
-                if self._turbo:
-                    return
-                seq = self._write_seq
-        finally:
-            self._mutex.release()
-        if seq is None:
-            self.ack_many([lease_id])
-        else:
-            self._sync(seq)
+            lease.ack()
+            lease._settled = False  # acked by id, not through the object: its ``with`` exit still says so
 
     def ack_many(self, lease_ids: Iterable[int]) -> None:
         """Ack several leases, all or nothing, with one sync."""
@@ -359,7 +336,43 @@ class LeaseState(Lease):
 
     def ack(self) -> None:
         """Delete the item for good (durable on return in safe mode). LeaseError if not outstanding."""
-        self._queue._ack_lease(self)
+        # The queue's side of it is here, not in a method of the queue: one call less for the
+        # most frequent call after a take (same rules as Leasing: the mutex guards all of it).
+        q = self._queue
+        seq = None
+        q._mutex.acquire()  # (not ``with``, which costs twice as much)
+        try:
+            if q._leases.get(self.id) is self and not q._closed and not q._waiting_putters:
+                # The common case kept short; ack_many handles errors and waiting putters.
+                seg = self.seg
+                pos = seg.end  # seg.append(ACK_RECORDS[self.index]), inlined
+                if pos + INDEX_RECORD_SIZE > seg.cap:
+                    seg.reserve(INDEX_RECORD_SIZE)
+                    pos = seg.end
+                seg.map[pos : pos + INDEX_RECORD_SIZE] = ACK_RECORDS[self.index]
+                seg.end = pos + INDEX_RECORD_SIZE
+                seg.dirty = True
+                del q._leases[self.id]
+                self.seg = self.payload = None  # as _settle_lease_locked
+                self._settled = True
+                seg.removed += 1
+                seg.out -= 1
+                q._write_seq += 1
+                if q._unfinished_tasks > 1:
+                    q._unfinished_tasks -= 1
+                else:
+                    q._tasks_done_locked(1)
+                if not seg.out and seg is not q._head:
+                    q._settle_locked(seg)
+                if q._turbo:
+                    return
+                seq = q._write_seq
+        finally:
+            q._mutex.release()
+        if seq is None:
+            q.ack_many([self.id])
+        else:
+            q._sync(seq)
         self._settled = True
 
 

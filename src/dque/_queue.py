@@ -654,7 +654,7 @@ class DQue(Leasing):
             except Exception:
                 return self._take_locked(1)[0]  # raises SerializationError with the details
         pos = head.end  # Segment.append(), inlined
-        if pos + MARKER_SIZE > head.cap or head.fd < 0:
+        if pos + MARKER_SIZE > head.cap:
             head.reserve(MARKER_SIZE)
             pos = head.end
         head.map[pos : pos + MARKER_SIZE] = DELETE_MARKER

@@ -130,7 +130,7 @@ class Segment:
     def append(self, data: bytes) -> None:
         """Append ``data``: in the OS when this returns. On failure nothing changed."""
         end = self.end + len(data)
-        if end > self.cap or self.fd < 0:
+        if end > self.cap:  # (always so while the file is not open: see close and drop)
             self.reserve(len(data))
             end = self.end + len(data)
         self.map[self.end : end] = data
@@ -159,10 +159,11 @@ class Segment:
                 _fs.close(fd)
 
     def drop(self) -> None:
-        """Close this process's handles without touching the file (a forked child's copy)."""
+        """Close this process's handles without touching the file (a forked child's copy, or a file that goes)."""
         if self.map is not None:
             self.map.close()
             self.map = None
+        self.cap = 0
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             _fs.close(fd)
