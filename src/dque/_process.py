@@ -230,10 +230,11 @@ class _Owner:
             raise OwnerGoneError("the owner has no open queue")
         return self.queue
 
-    def _sliced(self, call: Any, block: bool, timeout: float | None) -> Any:
-        """``call(block, timeout)``, waiting in slices while the client is still connected."""
-        if not block:
-            return call(False, None)
+    def _sliced(self, call: Any, timeout: float | None) -> Any:
+        """``call(True, wait)`` until it returns, in waits of at most _SLICE while the client is connected.
+
+        Its Empty or Full is raised at ``timeout``, or as soon as the client has hung up.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
@@ -247,15 +248,23 @@ class _Owner:
 
     def put(self, payloads: list[bytes], block: bool, timeout: float | None) -> None:
         q = self._q()
-        self._sliced(lambda b, t: q._put_payloads(payloads, b, t), block, timeout)
+        if block:
+            self._sliced(lambda b, t: q._put_payloads(payloads, b, t), timeout)
+        else:
+            q._put_payloads(payloads)
 
     def take(self, max_items: int, block: bool, timeout: float | None) -> list[bytes]:
+        """Up to ``max_items`` payloads; [] if none and not ``block``."""
         q = self._q()
-        return self._sliced(lambda b, t: q._take_payloads(max_items, b, t), block, timeout)
+        if block:
+            return self._sliced(lambda b, t: q._take_payloads(max_items, b, t), timeout)
+        return q._take_payloads(max_items)
 
     def peek(self, block: bool, timeout: float | None) -> bytes:
         q = self._q()
-        return self._sliced(lambda b, t: q._peek_payload(b, t), block, timeout)
+        if block:
+            return self._sliced(q._peek_payload, timeout)
+        return q._peek_payload()
 
     def hello(self, process: str) -> None:
         """A client connection introduces itself: the id of its process."""
@@ -266,7 +275,9 @@ class _Owner:
     def lease(self, max_items: int, block: bool, timeout: float | None, ttl: float | None) -> list:
         q = self._q()
         owner = getattr(_client, "process", None)
-        return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), block, timeout)
+        if not block:
+            return q._lease_payloads(max_items, False, None, ttl, raw=True, owner=owner)
+        return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), timeout)
 
     def join(self) -> None:
         q = self._q()
@@ -589,7 +600,8 @@ class ProcessSafeDQue:
             self._connect(self.path)  # OwnerGoneError/FileNotFoundError here, in the caller
 
     def _call(self, method: str, *args: Any) -> Any:
-        self._ensure_connected()
+        if self._closed or self._proxy is None:
+            self._ensure_connected()
         try:
             return self._proxy._callmethod(method, args)
         except ClosedError:
@@ -597,7 +609,8 @@ class ProcessSafeDQue:
             raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
 
     def _serialize(self, item: Any) -> bytes:
-        self._ensure_connected()  # for the serializer
+        if self._closed or self._proxy is None:
+            self._ensure_connected()  # for the serializer
         try:
             payload = self._dumps(item)
         except Exception as exc:
