@@ -24,9 +24,11 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
+import pickle
 import queue
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -918,3 +920,58 @@ def test_blocked_client_does_not_stall_others(qdir, tmp_path, start_agent):
         assert not waiter.is_alive() and result == ["for the waiter"]
         blocked.stop()
         free.stop()
+
+
+# --------------------------------------------------------------------------- 11. messages of every size
+
+
+def test_messages_of_every_size_cross_intact(qdir):
+    # Around the sizes where the wire changes its ways: one write or two (16 KiB), one read or more (64 KiB).
+    sizes = [0, 1, 16_370, 16_384, 16_400, 65_520, 65_536, 70_000, 3_000_000]
+    items = [os.urandom(n) for n in sizes]
+    with owner(qdir) as q:
+        for item in items:
+            q.enqueue(item)
+            assert q.peek() == item and q.dequeue() == item
+        q.enqueue_many(items)
+        assert q.dequeue_many(len(items)) == items
+        q.enqueue_many(items * 3)
+        assert [q.dequeue_block(1) for _ in range(len(items) * 3)] == items * 3
+        assert q.size() == 0
+        # What the manager's proxies ask besides the queue's methods: answered, or a RemoteError.
+        assert "_Owner" in str(q._proxy)
+        with pytest.raises(multiprocessing.managers.RemoteError, match="not exposed"):
+            q._proxy._callmethod("_q")
+        assert q.size() == 0
+
+
+def test_wire_speaks_connection_bytes():
+    from dque._process import _Wire
+
+    a, b = multiprocessing.Pipe()
+    try:
+        wire = _Wire(b)
+        big = os.urandom(100_000)
+        messages = [("x", 1), big, ("#RETURN", [b"y" * 20_000])]
+        for m in messages:  # sent ahead: several messages in one read
+            a.send(m)
+        assert [wire.recv() for _ in messages] == messages
+        for m in messages:
+            wire.send(m)
+            assert a.recv() == m
+        got: list = []
+        reader = threading.Thread(target=lambda: got.append(wire.recv()))
+        reader.start()
+        body = pickle.dumps(big)
+        header = struct.pack("!i", len(body))
+        for chunk in (header[:2], header[2:] + body[:10], body[10:]):  # a message arriving in pieces
+            time.sleep(0.05)
+            os.write(a.fileno(), chunk)
+        reader.join(10)
+        assert got == [big]
+        a.close()
+        with pytest.raises(EOFError):
+            wire.recv()
+    finally:
+        a.close()
+        b.close()

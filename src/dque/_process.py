@@ -22,13 +22,16 @@ import multiprocessing.connection
 import multiprocessing.managers
 import multiprocessing.util
 import os
+import pickle
 import secrets
+import struct
 import threading
 import time
 import weakref
 from collections.abc import Iterable
 from multiprocessing.managers import BaseManager, BaseProxy, Server
 from multiprocessing.managers import RemoteError as _RemoteError
+from traceback import format_exc
 from typing import Any
 
 from . import _config
@@ -53,12 +56,89 @@ _connections: dict[str, set[Any]] = {}
 _connections_lock = threading.Lock()
 
 
+class _Wire:
+    """The messages of one manager connection, sent and received straight on its socket.
+
+    The bytes are those of ``Connection.send``/``recv`` (a 4-byte big-endian
+    length, or -1 and an 8-byte one, then the pickle), so either end may use
+    either. It pickles without ForkingPickler (whose per-message copy of its
+    dispatch table costs more than the pickling; no message here needs its
+    reducers) and reads a small message with one system call.
+    """
+
+    __slots__ = ("fd", "rest")
+
+    def __init__(self, conn: Any) -> None:
+        self.fd = conn.fileno()
+        self.rest = b""  # bytes read past the last message (a peer that sent ahead)
+
+    def send(self, obj: Any) -> None:
+        body = _dumps(obj, _PROTOCOL)
+        n = len(body)
+        if n <= _SMALL_MESSAGE:
+            _write_all(self.fd, _SIZE.pack(n) + body)
+        else:
+            _write_all(self.fd, _SIZE.pack(n) if n <= _MAX_SIZE else _SIZE.pack(-1) + _BIG_SIZE.pack(n))
+            _write_all(self.fd, body)
+
+    def recv(self) -> Any:
+        """The next message; EOFError if the peer has hung up between messages."""
+        data = self.rest or _read(self.fd, _READ_SIZE)
+        if len(data) > 4:
+            end = 4 + _SIZE.unpack_from(data)[0]
+            if 4 <= end <= len(data):
+                self.rest = data[end:]
+                return _loads(memoryview(data)[4:end])
+        return _loads(self._recv_slow(data))
+
+    def _recv_slow(self, data: bytes) -> bytearray:
+        """The body of the message starting with ``data``: large, split, or of a peer that sent ahead."""
+        buf = bytearray(data)
+        start, end = 4, None
+        while True:
+            if end is None and len(buf) >= 4:
+                size = _SIZE.unpack_from(buf)[0]
+                if size < -1:
+                    raise OSError(f"bad message length {size}")
+                if size != -1:
+                    end = 4 + size
+                elif len(buf) >= 12:
+                    start, end = 12, 12 + _BIG_SIZE.unpack_from(buf, 4)[0]
+            if end is not None and len(buf) >= end:
+                self.rest = bytes(buf[end:])
+                del buf[end:]
+                del buf[:start]
+                return buf
+            more = _read(self.fd, max(_READ_SIZE, (end or 0) - len(buf)))
+            if not more:
+                if buf:
+                    raise OSError("got end of file during message")
+                raise EOFError
+            buf += more
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = _write(fd, data)
+    while written < len(data):
+        data = memoryview(data)[written:]
+        written = _write(fd, data)
+
+
+_dumps, _loads, _read, _write = pickle.dumps, pickle.loads, os.read, os.write
+_PROTOCOL = pickle.DEFAULT_PROTOCOL  # what ForkingPickler uses
+_SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
+_MAX_SIZE = 0x7FFFFFFF
+_SMALL_MESSAGE = 16384  # larger: header and body written apart, as Connection does
+_READ_SIZE = 1 << 16
+_NO_KWDS: dict[str, Any] = {}
+
+
 class _OwnerServer(Server):
     def serve_client(self, conn: Any) -> None:
         _client.conn = conn
         _client.process = None
         try:
-            super().serve_client(conn)
+            self._serve(conn)
         finally:
             process = _client.process
             with _connections_lock:
@@ -72,6 +152,54 @@ class _OwnerServer(Server):
             q = _OWNER.queue
             if q is not None and process is not None:
                 q._release_owner(process)
+
+    def _serve(self, conn: Any) -> None:
+        """``Server.serve_client``, lean: the same requests and replies, through a _Wire.
+
+        A request is ``(ident, method, args, kwds)``; the reply ``("#RETURN",
+        result)``, ``("#ERROR", exception)`` for an exception the method
+        raised (the client raises it as it is), or ``("#TRACEBACK", text)``.
+        Returns when the client hangs up. (No method here returns a proxy.)
+        """
+        wire = _Wire(conn)
+        id_to_obj = self.id_to_obj
+        stopping = self.stop_event.is_set
+        while not stopping():
+            try:
+                request = wire.recv()
+                ident, methodname, args, kwds = request
+                obj, exposed, _ = id_to_obj[ident]
+            except (EOFError, OSError):
+                return
+            except Exception:
+                msg = ("#TRACEBACK", format_exc())
+            else:
+                if methodname in exposed:
+                    try:
+                        msg = ("#RETURN", getattr(obj, methodname)(*args, **kwds))
+                    except Exception as exc:
+                        msg = ("#ERROR", exc)
+                else:
+                    msg = self._fallback(conn, ident, obj, methodname, args, kwds)
+            try:
+                try:
+                    wire.send(msg)
+                except OSError:
+                    raise
+                except Exception:  # the reply cannot be pickled
+                    wire.send(("#UNSERIALIZABLE", format_exc()))
+            except Exception:
+                return  # the client is gone
+
+    def _fallback(self, conn: Any, ident: str, obj: Any, methodname: str, args: tuple, kwds: dict) -> tuple[str, Any]:
+        """The reply to a request for a method not exposed: ``__repr__`` and the like, or a traceback."""
+        try:
+            fallback = self.fallback_mapping.get(methodname)
+            if fallback is None:
+                raise AttributeError(f"method {methodname!r} of {type(obj)!r} object is not exposed")
+            return ("#RETURN", fallback(self, conn, ident, obj, *args, **kwds))
+        except Exception:
+            return ("#TRACEBACK", format_exc())
 
 
 def _client_gone() -> bool:
@@ -102,10 +230,11 @@ class _Owner:
             raise OwnerGoneError("the owner has no open queue")
         return self.queue
 
-    def _sliced(self, call: Any, block: bool, timeout: float | None) -> Any:
-        """``call(block, timeout)``, waiting in slices while the client is still connected."""
-        if not block:
-            return call(False, None)
+    def _sliced(self, call: Any, timeout: float | None) -> Any:
+        """``call(True, wait)`` until it returns, in waits of at most _SLICE while the client is connected.
+
+        Its Empty or Full is raised at ``timeout``, or as soon as the client has hung up.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
@@ -119,15 +248,23 @@ class _Owner:
 
     def put(self, payloads: list[bytes], block: bool, timeout: float | None) -> None:
         q = self._q()
-        self._sliced(lambda b, t: q._put_payloads(payloads, b, t), block, timeout)
+        if block:
+            self._sliced(lambda b, t: q._put_payloads(payloads, b, t), timeout)
+        else:
+            q._put_payloads(payloads)
 
     def take(self, max_items: int, block: bool, timeout: float | None) -> list[bytes]:
+        """Up to ``max_items`` payloads; [] if none and not ``block``."""
         q = self._q()
-        return self._sliced(lambda b, t: q._take_payloads(max_items, b, t), block, timeout)
+        if block:
+            return self._sliced(lambda b, t: q._take_payloads(max_items, b, t), timeout)
+        return q._take_payloads(max_items)
 
     def peek(self, block: bool, timeout: float | None) -> bytes:
         q = self._q()
-        return self._sliced(lambda b, t: q._peek_payload(b, t), block, timeout)
+        if block:
+            return self._sliced(q._peek_payload, timeout)
+        return q._peek_payload()
 
     def hello(self, process: str) -> None:
         """A client connection introduces itself: the id of its process."""
@@ -138,7 +275,9 @@ class _Owner:
     def lease(self, max_items: int, block: bool, timeout: float | None, ttl: float | None) -> list:
         q = self._q()
         owner = getattr(_client, "process", None)
-        return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), block, timeout)
+        if not block:
+            return q._lease_payloads(max_items, False, None, ttl, raw=True, owner=owner)
+        return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), timeout)
 
     def join(self) -> None:
         q = self._q()
@@ -234,25 +373,16 @@ class _QueueProxy(BaseProxy):
     )
 
     def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
-        # BaseProxy._callmethod, with a lost connection reported as OwnerGoneError.
+        # BaseProxy._callmethod through a _Wire, with a lost connection reported as OwnerGoneError.
         try:
-            conn = self._tls.connection
+            wire = self._tls.wire
         except AttributeError:
-            try:
-                self._connect()
-                conn = self._tls.connection
-                conn.send((self._id, "hello", (_process_id(),), {}))
-                conn.recv()
-            except (OSError, EOFError) as exc:
-                raise OwnerGoneError(f"cannot reach the owner at {self._token.address!r}: {exc}") from None
+            wire = self._open()
         try:
-            conn.send((self._id, methodname, args, kwds or {}))
-            kind, result = conn.recv()
+            wire.send((self._id, methodname, args, kwds or _NO_KWDS))
+            kind, result = wire.recv()
         except (OSError, EOFError) as exc:
-            try:
-                conn.close()
-            finally:
-                del self._tls.connection
+            self._disconnect()
             raise OwnerGoneError(f"lost the owner of the queue: {exc!r}") from None
         if kind == "#RETURN":
             return result
@@ -263,10 +393,24 @@ class _QueueProxy(BaseProxy):
         finally:
             del result  # no cycle through the traceback keeping this proxy alive
 
+    def _open(self) -> _Wire:
+        """Connect this thread to the owner and introduce its process."""
+        try:
+            self._connect()
+            wire = _Wire(self._tls.connection)
+            wire.send((self._id, "hello", (_process_id(),), _NO_KWDS))
+            wire.recv()
+        except (OSError, EOFError) as exc:
+            self._disconnect()
+            raise OwnerGoneError(f"cannot reach the owner at {self._token.address!r}: {exc}") from None
+        self._tls.wire = wire
+        return wire
+
     def _disconnect(self) -> None:
         conn = getattr(self._tls, "connection", None)
         if conn is not None:
             del self._tls.connection
+            vars(self._tls).pop("wire", None)
             conn.close()
 
 
@@ -456,7 +600,8 @@ class ProcessSafeDQue:
             self._connect(self.path)  # OwnerGoneError/FileNotFoundError here, in the caller
 
     def _call(self, method: str, *args: Any) -> Any:
-        self._ensure_connected()
+        if self._closed or self._proxy is None:
+            self._ensure_connected()
         try:
             return self._proxy._callmethod(method, args)
         except ClosedError:
@@ -464,7 +609,8 @@ class ProcessSafeDQue:
             raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
 
     def _serialize(self, item: Any) -> bytes:
-        self._ensure_connected()  # for the serializer
+        if self._closed or self._proxy is None:
+            self._ensure_connected()  # for the serializer
         try:
             payload = self._dumps(item)
         except Exception as exc:

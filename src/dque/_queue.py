@@ -1049,36 +1049,42 @@ class DQue(Leasing):
         """Like ``put``/``enqueue_many`` for already serialized items: all or nothing."""
         if block:
             check_timeout(timeout)
-        records = []
-        for payload in payloads:
-            if type(payload) is not bytes:
-                raise TypeError(f"payloads must be bytes, not {type(payload).__name__}")
-            if len(payload) > MAX_PAYLOAD:
-                raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
-            records.append(encode_item(payload))
-        if not records:
-            self._check_open()
-            return
+        records = [self._payload_record(payload) for payload in payloads]
         count = len(records)
-
-        def room() -> bool:
-            used = self._size + len(self._leases)
-            return self.maxsize <= 0 or used + count <= self.maxsize or (count > self.maxsize and not used)
-
         with self._mutex:
             self._check_open()
-            if not room():
+            if not count:
+                return
+            if not self._room_for(count):
                 if not block:
                     raise Full
-                self._wait_locked(self._not_full, room, timeout, "_waiting_putters", Full)
+                self._wait_locked(self._not_full, lambda: self._room_for(count), timeout, "_waiting_putters", Full)
             self._append_locked(records, payloads)
-            seq, turbo = self._write_seq, self._turbo
-        if not turbo:
-            self._sync(seq)
+            if self._turbo:
+                return
+            seq = self._write_seq
+        self._sync(seq)
+
+    @staticmethod
+    def _payload_record(payload: bytes) -> bytes:
+        if type(payload) is not bytes:
+            raise TypeError(f"payloads must be bytes, not {type(payload).__name__}")
+        if len(payload) > MAX_PAYLOAD:
+            raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
+        return encode_item(payload)
+
+    def _room_for(self, count: int) -> bool:
+        """Room for ``count`` more items under ``maxsize`` (a batch larger than it fits an empty queue)."""
+        maxsize = self.maxsize
+        if maxsize <= 0:
+            return True
+        used = self._size + len(self._leases)
+        return used + count <= maxsize or (count > maxsize and not used)
 
     def _take_payloads(self, max_items: int, block: bool = False, timeout: float | None = None) -> list[bytes]:
         """Remove up to ``max_items`` payloads; [] when empty and not blocking; Empty on timeout."""
-        check_int(max_items, "max_items", 1)
+        if type(max_items) is not int or max_items < 1:
+            check_int(max_items, "max_items", 1)  # the full check: raises unless an int subclass
         return self._take(max_items, block, timeout, raw=True)
 
     def _peek_payload(self, block: bool = False, timeout: float | None = None) -> bytes:
