@@ -40,8 +40,7 @@ class Leasing:
         out = []
         for seg, index, payload, item, _ in done:
             deliveries = seg.deliveries[index] = seg.deliveries.get(index, 0) + 1
-            lease_id = self._next_lease_id
-            self._next_lease_id = lease_id + 1
+            lease_id = next(self._lease_ids)
             lease = self._leases[lease_id] = new_lease(self, lease_id, item, deliveries, seg, index, payload, owner)
             if owner is not None:
                 self._owner_leases.setdefault(owner, set()).add(lease_id)
@@ -66,7 +65,8 @@ class Leasing:
                 owned.discard(lease_id)
                 if not owned:
                     del self._owner_leases[lease.owner]
-        where = lease.seg, lease.index, lease.payload
+        where = seg, index, _ = lease.seg, lease.index, lease.payload
+        seg.deliveries[index] = lease.deliveries  # for the next hand-out and the dead-letter check
         lease.seg = lease.payload = None  # a Lease kept after it ended keeps no segment or payload alive
         return where
 
@@ -192,9 +192,9 @@ class Leasing:
                         head.out += 1
                         self._size -= 1
                         self._write_seq += 1
-                        deliveries = head.deliveries[index] = head.deliveries.get(index, 0) + 1
-                        lease_id = self._next_lease_id
-                        self._next_lease_id = lease_id + 1
+                        # (head.deliveries gets the new count if the lease ends without an ack)
+                        deliveries = head.deliveries.get(index, 0) + 1
+                        lease_id = next(self._lease_ids)
                         lease = self._leases[lease_id] = new_lease(
                             self, lease_id, item, deliveries, head, index, payload, None
                         )
@@ -342,17 +342,20 @@ class LeaseState(Lease):
         seq = None
         q._mutex.acquire()  # (not ``with``, which costs twice as much)
         try:
-            if q._leases.get(self.id) is self and not q._closed and not q._waiting_putters:
+            if not q._closed and not q._waiting_putters and q._leases.pop(self.id, None) is self:
                 # The common case kept short; ack_many handles errors and waiting putters.
                 seg = self.seg
                 pos = seg.end  # seg.append(ACK_RECORDS[self.index]), inlined
                 if pos + INDEX_RECORD_SIZE > seg.cap:
-                    seg.reserve(INDEX_RECORD_SIZE)
+                    try:
+                        seg.reserve(INDEX_RECORD_SIZE)
+                    except BaseException:
+                        q._leases[self.id] = self  # nothing written: still outstanding
+                        raise
                     pos = seg.end
                 seg.map[pos : pos + INDEX_RECORD_SIZE] = ACK_RECORDS[self.index]
                 seg.end = pos + INDEX_RECORD_SIZE
                 seg.dirty = True
-                del q._leases[self.id]
                 self.seg = self.payload = None  # as _settle_lease_locked
                 self._settled = True
                 seg.removed += 1

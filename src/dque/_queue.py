@@ -15,6 +15,7 @@ next one, and every thread a finished sync covers is woken at once.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import pickle
 import threading
@@ -292,7 +293,7 @@ class DQue(Leasing):
         self._expiries: list[tuple[float, int]] = []  # heap of (deadline, lease id)
         self._expirer: threading.Thread | None = None
         # Lease ids: a random start per open, so that an id from before a reopen is unknown after it.
-        self._next_lease_id = int.from_bytes(os.urandom(6), "little") << 16
+        self._lease_ids = itertools.count(int.from_bytes(os.urandom(6), "little") << 16)
         self._unfinished_tasks = 0
         with self._mutex:  # nobody else has the handle yet, but _load's helpers expect the mutex
             self._load()
