@@ -337,31 +337,23 @@ class PowerLayer:
     # ------------------------------------------------------------ the hooks
 
     def _open_append(self, path: str) -> int:
-        with self._mutex:
-            p, d, name = self._locate(path)
-            if self._begin("open_append", p):
-                raise self._power_off("open_append")
-            fd = self._orig["open_append"](path)
-            inode = d.live.get(name)
-            if inode is None:
-                inode = _Inode()
-                d.set(name, inode)
-            self._fds[fd] = (inode, p)
-            self._check_size(fd, inode, "open_append")
-            return fd
+        return self._open("open_append", path)
 
     def _open_rw(self, path: str) -> int:
+        return self._open("open_rw", path)
+
+    def _open(self, call: str, path: str) -> int:
         with self._mutex:
             p, d, name = self._locate(path)
-            if self._begin("open_rw", p):
-                raise self._power_off("open_rw")
-            fd = self._orig["open_rw"](path)
+            if self._begin(call, p):
+                raise self._power_off(call)
+            fd = self._orig[call](path)
             inode = d.live.get(name)
             if inode is None:
                 inode = _Inode()
                 d.set(name, inode)
             self._fds[fd] = (inode, p)
-            self._check_size(fd, inode, "open_rw")
+            self._check_size(fd, inode, call)
             return fd
 
     def _extend(self, fd: int, size: int) -> None:
