@@ -8,8 +8,10 @@ Durability (safe mode) uses group commit: a call appends its record under
 the mutex, then waits, outside it, until a sync covering its write has
 finished. One thread at a time (the one that set ``_syncing``) syncs
 everything written so far; threads arriving while an fsync runs share the
-next one, and every thread a finished sync covers is woken at once.
-``_sync_state`` is never held while ``_mutex`` is taken.
+next one, and every thread a finished sync covers is woken at once. The
+next syncer first waits a moment (no longer than the last sync took) for
+the threads that sync released to write again, so that one sync covers
+them all. ``_sync_state`` is never held while ``_mutex`` is taken.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the 
 # many waiting wake the background thread (or, with no thread, are done at once).
 _BACKGROUND_BATCH = 4
 _BACKGROUND_MAX = 256
+
+
+_GATHER_S = 0.0002  # at most this long a syncer waits for the writers of the last sync to join
 
 
 def _check_is_dir(path: str) -> None:
@@ -269,9 +274,15 @@ class DQue(Leasing):
         self._closed = False
 
         # Group commit. _write_seq counts writes; _synced_seq is the last one on stable storage.
-        # Guards _syncing and _synced_seq; notified (all) when a sync ends.
-        self._sync_state = threading.Condition(threading.Lock())
+        # Guards _syncing, _synced_seq and the counts below; notified (all) when a sync ends.
+        sync_lock = threading.Lock()
+        self._sync_state = threading.Condition(sync_lock)
+        # Notified when a thread starts waiting for a sync; a new syncer gathers writers here.
+        self._sync_joined = threading.Condition(sync_lock)
         self._syncing = False
+        self._sync_waiting: list[int] = []  # the write number each waiting thread needs synced
+        self._sync_expected = 0  # threads the last sync released: writers likely to write again soon
+        self._sync_took = 0.0  # seconds the last sync took
         self._write_seq = 0
         self._synced_seq = 0
         self._dir_dirty = False
@@ -769,18 +780,46 @@ class DQue(Leasing):
                 if not self._syncing:
                     self._syncing = True  # this thread syncs, for itself and the others
                     break
-                self._sync_state.wait()
+                mark = self._write_seq if upto is None else upto  # (_write_seq read as a hint)
+                self._sync_waiting.append(mark)
+                self._sync_joined.notify()
+                try:
+                    self._sync_state.wait()
+                finally:
+                    self._sync_waiting.remove(mark)
             else:
                 return  # another thread's sync covered this write
+            self._gather_locked()
         target = None
+        started = monotonic()
         try:
             target = self._sync_everything()
         finally:
             with self._sync_state:
+                self._sync_took = monotonic() - started
                 self._syncing = False
                 if target is not None and target > self._synced_seq:
                     self._synced_seq = target
+                    # Released now: this thread and the waiters covered. They will likely write again.
+                    self._sync_expected = 1 + sum(1 for w in self._sync_waiting if w <= target)
                 self._sync_state.notify_all()
+
+    def _gather_locked(self) -> None:
+        """(Holding _sync_state, about to sync.) Wait a moment for the writers the last sync released.
+
+        They are writing again: waiting for them lets this sync cover their
+        writes too, where syncing at once would cover this thread's alone. A
+        thread writing on its own never waits here.
+        """
+        others = self._sync_expected - 1
+        if others <= 0:
+            return
+        deadline = monotonic() + min(self._sync_took, _GATHER_S)  # the disk idles no longer than it worked
+        while sum(1 for w in self._sync_waiting if w > self._synced_seq) < others:
+            left = deadline - monotonic()
+            if left <= 0:
+                break
+            self._sync_joined.wait(left)
 
     def _sync_everything(self) -> int | None:
         """Sync all writes made so far; returns the last write number covered (None if closed)."""
