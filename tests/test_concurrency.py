@@ -605,6 +605,32 @@ def test_safe_mode_group_commit(new_queue, tmp_path, monkeypatch):
         assert [i for (tt, i) in items if tt == t] == list(range(per_thread))
 
 
+def test_group_commit_gathers_writers_but_a_lone_writer_never_waits(new_queue):
+    """The syncer waits for the writers the last sync released, never when a thread writes alone."""
+    q = new_queue(segment_size=10_000)
+    waits: list[float] = []
+    real_wait = q._sync_joined.wait
+
+    def wait(timeout=None):
+        waits.append(timeout)
+        return real_wait(timeout)
+
+    q._sync_joined.wait = wait
+    for i in range(50):
+        q.enqueue(i)
+    assert waits == [], "a lone writer waited for others"
+    threads = [start(lambda t=t: [q.enqueue((t, i)) for i in range(100)]) for t in range(4)]
+    finish(threads)
+    # Every wait is bounded by the last sync's duration (and 0.2 ms at most).
+    assert all(0 < w <= 0.0002 for w in waits), waits
+    q.enqueue("alone again")  # at most one wait right after the burst, then none
+    before = len(waits)
+    for i in range(20):
+        q.enqueue(i)
+    assert len(waits) == before
+    assert q.size() == 50 + 400 + 21
+
+
 # --------------------------------------------------- (e) file descriptors
 
 
