@@ -44,7 +44,8 @@ Scenarios (same machine, same disk; all but ``procs`` in one process):
     two ways; safe mode ``lease_many(100)`` + ``ack_many(ids)`` against ``dequeue_many(100)``,
     N items. In the timed phase every fdatasync dque makes is counted (``dque._fs.datasync``
     is wrapped in this process), per item and per take / ack call, and so are its directory
-    fsyncs (``dque._fs.sync_dir``). The contenders take turns, ``--repeat`` rounds.
+    fsyncs (``dque._fs.sync_dir``). The contenders take turns, ``--repeat`` rounds; in each
+    round the two turbo rows (a fraction of a second each) keep the best of ``--repeat`` drains.
 
 Peer libraries are optional: a missing one shows "not installed" in its row. Every
 contender works in its own temporary directory under ``--dir`` (default: a fresh
@@ -1221,8 +1222,22 @@ def scenario_leases(args: argparse.Namespace) -> Table:
     root, cap = args.bench_dir, args.max_seconds
     turbo_new = f"dque.new(turbo=True, segment_size={SEGMENT_SIZE})"
     contenders = [  # (name, how, turbo, items, base, note)
-        (LEASE_DEQ_TURBO, "dequeue", True, turbo_items, LEASE_DEQ_TURBO, f"{turbo_new}: dequeue() per item"),
-        (LEASE_TURBO, "lease", True, turbo_items, LEASE_DEQ_TURBO, "lease(block=False) + lease.ack() per item"),
+        (
+            LEASE_DEQ_TURBO,
+            "dequeue",
+            True,
+            turbo_items,
+            LEASE_DEQ_TURBO,
+            f"{turbo_new}: dequeue() per item; each round the best of --repeat drains",
+        ),
+        (
+            LEASE_TURBO,
+            "lease",
+            True,
+            turbo_items,
+            LEASE_DEQ_TURBO,
+            "lease(block=False) + lease.ack() per item; each round the best of --repeat drains",
+        ),
         (LEASE_DEQ_SAFE, "dequeue", False, safe_items, LEASE_DEQ_SAFE, "turbo=False: dequeue() per item"),
         (LEASE_SAFE, "lease", False, safe_items, LEASE_DEQ_SAFE, "turbo=False: lease(block=False) + lease.ack()"),
         (LEASE_DEQ_MANY, "dequeue_many", False, turbo_items, LEASE_DEQ_MANY, f"turbo=False: dequeue_many({BATCH})"),
@@ -1235,13 +1250,16 @@ def scenario_leases(args: argparse.Namespace) -> Table:
             f"turbo=False: lease_many({BATCH}) + ack_many([l.id for l in leases])",
         ),
     ]
-    replays = round_robin(
-        args.repeat,
-        [
-            lambda items=items, turbo=turbo, how=how: lease_drain(root, items, turbo, how, cap)
-            for _, how, turbo, items, _, _ in contenders
-        ],
-    )
+    # Taking turns, --repeat rounds; the turbo rows, a fraction of a second each, take their
+    # best of --repeat drains in each round.
+    def measure(items: list, turbo: bool, how: str) -> Measurement:
+        def drain() -> tuple[dict[str, float], str]:
+            runs = [lease_drain(root, items, turbo, how, cap) for _ in range(args.repeat if turbo else 1)]
+            return max(runs, key=lambda r: r[0]["rate"])
+
+        return drain
+
+    replays = round_robin(args.repeat, [measure(items, turbo, how) for _, how, turbo, items, _, _ in contenders])
     for (name, _, _, _, base, note), replay in zip(contenders, replays, strict=True):
         run_row(table, name, replay, note, base=base)
     for row in table.rows:
