@@ -526,7 +526,7 @@ class DQue(Leasing):
         self._dir_dirty = True
 
     def _append_one_locked(self, record: bytes, payload: bytes) -> None:
-        """``_append_locked([record], [payload])``, the common case kept short."""
+        """``_append_locked([record], [payload])``, the common case kept short (enqueue has it inlined)."""
         tail = self._tail
         if tail.added >= self.segment_size:
             self._roll_locked()
@@ -879,7 +879,26 @@ class DQue(Leasing):
                 self._check_open()
             if self.maxsize > 0 and self._size + len(self._leases) >= self.maxsize:
                 raise Full
-            self._append_one_locked(record, payload)
+            # _append_one_locked(record, payload), inlined: the call costs 5% of an enqueue.
+            tail = self._tail
+            if tail.added >= self.segment_size:
+                self._roll_locked()
+                tail = self._tail
+            pos = tail.end
+            end = pos + len(record)
+            if end > tail.cap:
+                tail.reserve(len(record))
+            tail.map[pos:end] = record
+            tail.end = end
+            tail.dirty = True
+            if tail is self._head:
+                tail.pending.append((tail.added, payload))
+            tail.added += 1
+            self._size += 1
+            self._unfinished_tasks += 1
+            self._write_seq += 1
+            if self._waiting_takers or self._waiting_peekers:
+                self._wake_takers_locked(1)
             if self._turbo:
                 return
             seq = self._write_seq
