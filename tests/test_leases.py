@@ -839,6 +839,28 @@ def test_size_after_reopen_excludes_dead_letters_of_later_segments(tmp_path):
     assert dead_letters(tmp_path) == ["a0", "b0"]
 
 
+def test_size_after_reopen_excludes_dead_letters_of_the_tail(tmp_path):
+    """(Found by the model test.) A dead letter in the last segment, not the head at open: not
+    counted as ready, moved when that segment becomes the head, and the counts stay right."""
+    with dque.new(NAME, tmp_path, segment_size=2, max_deliveries=2) as q:
+        q.enqueue_many(["a0", "a1", "b0", "b1", "c0"])
+        leases = q.lease_many(5)
+        leases[4].release()
+        c0 = q.lease()
+        assert (c0.item, c0.deliveries) == ("c0", 2)
+    with dque.open(NAME, tmp_path) as q:
+        assert (q.size(), q.in_flight()) == (4, 0)
+        q.enqueue("d0")  # the tail fills and rolls over with the dead letter still in it
+        assert q.size() == 5
+        assert drain(q) == ["a0", "a1", "b0", "b1", "d0"]
+        assert q.size() == 0
+        q.enqueue("e0")
+        assert (q.size(), drain(q)) == (1, ["e0"])
+    assert dead_letters(tmp_path) == ["c0"]
+    with dque.open(NAME, tmp_path) as q:
+        assert q.size() == 0
+
+
 # --------------------------------------------------------------------------- task_done / join
 
 

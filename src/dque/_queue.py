@@ -253,7 +253,7 @@ class DQue(Leasing):
         # Invariants while it is not held:
         #   _size (the ready items) == len(_returned) + len(_head.pending)
         #            + sum of the live items of the _middle segments
-        #            + (0 if _tail is _head else _tail.added - _tail.removed)
+        #            + (0 if _tail is _head else _tail.added - _tail.removed - _tail_uncounted)
         #   _head.pending is empty only if the queue is empty or _head.damage is set.
         #   seg.out == items of seg in _returned or _leases; a segment before the
         #   head stays open in _lingering while seg.out > 0.
@@ -297,6 +297,7 @@ class DQue(Leasing):
 
         self._middle: deque[int] = deque()
         self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
+        self._tail_uncounted = 0  # items of the tail found at open to go to the dead-letter queue
         self._lingering: dict[int, Segment] = {}
         self._returned: list[tuple[int, int, bytes, Segment]] = []  # heap of released items
         self._leases: dict[int, LeaseState] = {}
@@ -355,7 +356,11 @@ class DQue(Leasing):
             size - live for live in self._middle_live.values()
         )
         if tail is not head:
-            self._size += tail.added - tail.removed
+            if self.max_deliveries and tail.deliveries:  # dead letters once it is the head
+                self._tail_uncounted = sum(
+                    tail.deliveries.get(i, 0) >= self.max_deliveries for i, _ in tail.pending
+                )
+            self._size += tail.added - tail.removed - self._tail_uncounted
         self._settle_head_locked()
         if self._dir_dirty:
             _fs.sync_dir(qdir)
@@ -386,7 +391,8 @@ class DQue(Leasing):
             self._recount_locked(len(seg.pending) - self._middle_live.pop(nxt, self.segment_size))
         else:
             seg = self._tail
-            counted = seg.added - seg.removed
+            counted = seg.added - seg.removed - self._tail_uncounted
+            self._tail_uncounted = 0
             seg.read_back(last=True)
             self._recount_locked(len(seg.pending) - counted)
             if seg.damage is not None:  # changed under us: stop appending to it
@@ -519,7 +525,8 @@ class DQue(Leasing):
         if old is not self._head:
             old.close()
             self._middle.append(old.number)
-            live = old.added - old.removed
+            live = old.added - old.removed - self._tail_uncounted
+            self._tail_uncounted = 0
             if live != self.segment_size:
                 self._middle_live[old.number] = live
         self._tail = Segment.create(self.path, old.number + 1)
