@@ -532,33 +532,8 @@ class DQue(Leasing):
         self._tail = Segment.create(self.path, old.number + 1)
         self._dir_dirty = True
 
-    def _append_one_locked(self, record: bytes, payload: bytes) -> None:
-        """``_append_locked([record], [payload])``, the common case kept short (enqueue has it inlined)."""
-        tail = self._tail
-        if tail.added >= self.segment_size:
-            self._roll_locked()
-            tail = self._tail
-        pos = tail.end  # tail.append(record), inlined
-        end = pos + len(record)
-        if end > tail.cap:
-            tail.reserve(len(record))
-        tail.map[pos:end] = record
-        tail.end = end
-        tail.dirty = True
-        if tail is self._head:
-            tail.pending.append((tail.added, payload))
-        tail.added += 1
-        self._size += 1
-        self._unfinished_tasks += 1
-        self._write_seq += 1
-        if self._waiting_takers or self._waiting_peekers:
-            self._wake_takers_locked(1)
-
     def _append_locked(self, records: list[bytes], payloads: list[bytes]) -> None:
-        """Write item records to the tail, rolling segments as they fill."""
-        if len(records) == 1:
-            self._append_one_locked(records[0], payloads[0])
-            return
+        """Write item records to the tail, rolling segments as they fill (enqueue has its own copy for one)."""
         size = self.segment_size
         done = 0
         total = len(records)
@@ -570,7 +545,11 @@ class DQue(Leasing):
             room = min(size - tail.added, total - done)
             chunk = records[done] if room == 1 else b"".join(records[done : done + room])
             tail.append(chunk)
-            if tail is self._head:
+            if tail is not self._head:
+                pass
+            elif room == 1:
+                tail.pending.append((tail.added, payloads[done]))
+            else:
                 tail.pending.extend(zip(range(tail.added, tail.added + room), payloads[done : done + room], strict=True))
             tail.added += room
             done += room
@@ -886,7 +865,7 @@ class DQue(Leasing):
                 self._check_open()
             if self.maxsize > 0 and self._size + len(self._leases) >= self.maxsize:
                 raise Full
-            # _append_one_locked(record, payload), inlined: the call costs 5% of an enqueue.
+            # _append_locked([record], [payload]) for one item, inlined: a call costs 5% of an enqueue.
             tail = self._tail
             if tail.added >= self.segment_size:
                 self._roll_locked()
