@@ -164,10 +164,12 @@ class _Map:
         self.fd = fd  # the engine keeps its fd open while it uses the map
         self.size = size
 
-    def __setitem__(self, where: slice, data: bytes) -> None:
+    def __setitem__(self, where: slice | int, data: bytes | int) -> None:
+        if isinstance(where, int):  # one byte
+            where, data = slice(where, where + 1), bytes([data])
         if where.stop > self.size or where.stop - where.start != len(data):
             raise IndexError("store outside the map")
-        self.layer._store(self.fd, where.start, data)
+        self.layer._store(self.fd, where.start, bytes(data))
 
     def close(self) -> None:
         pass

@@ -564,11 +564,12 @@ def test_safe_mode_group_commit(new_queue, tmp_path, monkeypatch):
             self.real = real_map(fd, size)
             self.ino = os.fstat(fd).st_ino
 
-        def __setitem__(self, where: slice, data: bytes) -> None:
+        def __setitem__(self, where: slice | int, data: bytes | int) -> None:
             self.real[where] = data
+            stop = where + 1 if isinstance(where, int) else where.stop
             with books:
-                stored[self.ino] = max(stored[self.ino], where.stop)
-            last_write.where = (self.ino, where.stop)
+                stored[self.ino] = max(stored[self.ino], stop)
+            last_write.where = (self.ino, max(stop, getattr(last_write, "where", (0, 0))[1]))
 
         def close(self) -> None:
             self.real.close()

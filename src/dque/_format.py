@@ -38,16 +38,27 @@ def _header_rest(length: int, rtype: int) -> bytes:
 # Header bytes 4..12 and their running CRC, per payload length, for small items
 # (the common case): encoding then costs one CRC over the payload.
 SMALL = 4096
-ITEM_RESTS: list[tuple[bytes, int] | None] = [None] * SMALL
+ITEM_RESTS: list[tuple[bytes, int, bytes] | None] = [None] * SMALL
 CRC_FIELD = struct.Struct("<I")
 
+# A store writes its records with the first one's type byte 0, then that byte:
+# a store cut short (a process killed in the middle of a memcpy, which may write
+# its bytes in any order) leaves a type byte 0, which no written record has.
+TYPE_OFFSET = 8
 
-def item_header_rest(n: int) -> tuple[bytes, int]:
-    """Bytes 4..12 of the header of an item record of ``n`` payload bytes, and their CRC-32."""
+
+def uncommitted(record: bytes) -> bytes:
+    """``record`` with its type byte 0, as a store writes it first."""
+    return record[:TYPE_OFFSET] + b"\0" + record[TYPE_OFFSET + 1 :]
+
+
+def item_header_rest(n: int) -> tuple[bytes, int, bytes]:
+    """Bytes 4..12 of the header of an item record of ``n`` payload bytes, their CRC-32, and
+    the same bytes with the type 0 (for a store's first write)."""
     cached = ITEM_RESTS[n] if n < SMALL else None
     if cached is None:
         rest = _header_rest(n, ITEM)
-        cached = (rest, crc32(rest))
+        cached = (rest, crc32(rest), rest[:4] + b"\0" + rest[5:])
         if n < SMALL:
             ITEM_RESTS[n] = cached
     return cached
@@ -55,7 +66,7 @@ def item_header_rest(n: int) -> tuple[bytes, int]:
 
 def encode_item(payload: bytes) -> bytes:
     """One item record holding ``payload``."""
-    rest, rest_crc = item_header_rest(len(payload))
+    rest, rest_crc, _ = item_header_rest(len(payload))
     return CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
 
 
@@ -66,6 +77,7 @@ def _marker() -> bytes:
 
 DELETE_MARKER = _marker()
 MARKER_SIZE = len(DELETE_MARKER)
+UNCOMMITTED_DELETE_MARKER = uncommitted(DELETE_MARKER)
 _INDEX_RESTS = {rtype: (rest, crc32(rest)) for rtype in (LEASE, ACK) for rest in [_header_rest(4, rtype)]}
 
 
@@ -144,11 +156,13 @@ def scan(data: bytes) -> Scan:
         end = pos + HEADER_SIZE + length
         # A good CRC covers the header too; only a bad record needs a closer look.
         if end > size or crc != crc32(data[pos + 4 : end]):
-            # A torn write is a prefix of a record followed by nothing, or by the
-            # zeros of the room reserved for records.
-            if zero or not ITEM <= rtype <= ACK or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
-                torn = not any(data[pos + HEADER_SIZE :])
-                out.damage = Damage(pos, "bad record header", torn=torn)
+            # A torn write: a store not finished (type 0, whatever else it wrote), or
+            # a prefix of a record followed by nothing, or by the zeros of the room
+            # reserved for records (a power cut may keep any prefix of the writes).
+            if not rtype:
+                out.damage = Damage(pos, "store not finished", torn=True)
+            elif zero or rtype > ACK or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
+                out.damage = Damage(pos, "bad record header", torn=not any(data[pos + HEADER_SIZE :]))
             elif end > size:
                 out.damage = Damage(pos, "record runs past the end of the file", torn=True)
             elif not data[end - 1] and not any(data[end:]):

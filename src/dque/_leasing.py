@@ -19,7 +19,7 @@ from time import monotonic
 from typing import Any
 
 from ._args import check_int, check_timeout
-from ._format import ACK, LEASE, encode_index_record
+from ._format import ACK, LEASE, TYPE_OFFSET, encode_index_record, uncommitted
 from ._lease import Lease
 from ._segment import Segment, by_segment
 from .errors import Empty, LeaseError, LockedError
@@ -35,7 +35,7 @@ class Leasing:
 
     def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[LeaseState]:
         """Hand out taken entries under leases."""
-        done = self._write_grouped_locked(entries, lambda e: LEASE_RECORDS[e[1]])
+        done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
         deadline = None if ttl is None else monotonic() + ttl
         out = []
         for seg, index, payload, item, _ in done:
@@ -77,22 +77,29 @@ class Leasing:
         if unknown or len(set(lease_ids)) != len(lease_ids):
             raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
         leases = sorted((self._leases[i] for i in lease_ids), key=lambda lease: (lease.seg.number, lease.index))
-        entries = [(lease.seg, lease.index) for lease in leases]
-        self._write_grouped_acks_locked(entries)
-        for lease_id in lease_ids:
-            seg, _, _ = self._settle_lease_locked(lease_id)
+        written = 0  # leases whose ACK records are in their segment files
+        try:
+            for seg, group in by_segment([(lease.seg, lease) for lease in leases]):
+                seg.append(b"".join([encode_index_record(ACK, lease.index) for _, lease in group]))
+                written += len(group)
+        finally:
+            if written:  # (an I/O error, a full disk, for a later segment: the acks written stand)
+                self._settle_acked_locked(leases[:written])
+
+    def _settle_acked_locked(self, leases: list[LeaseState]) -> None:
+        """Account for leases whose ACK records were written."""
+        self._write_seq += 1
+        segs = set()
+        for lease in leases:
+            seg, _, _ = self._settle_lease_locked(lease.id)
             seg.removed += 1
             seg.out -= 1
-        self._tasks_done_locked(len(lease_ids))
-        for seg in sorted({seg for seg, _ in entries}, key=by_number):
+            segs.add(seg)
+        self._tasks_done_locked(len(leases))
+        for seg in sorted(segs, key=by_number):
             self._settle_locked(seg)
         if self._waiting_putters:
-            self._not_full.notify(len(lease_ids))
-
-    def _write_grouped_acks_locked(self, entries: list[tuple[Segment, int]]) -> None:
-        for seg, group in by_segment(entries):
-            seg.append(b"".join([ACK_RECORDS[index] for _, index in group]))
-        self._write_seq += 1
+            self._not_full.notify(len(leases))
 
     def _release_locked(self, lease_id: int) -> None:
         seg, index, payload = self._settle_lease_locked(lease_id)
@@ -136,7 +143,7 @@ class Leasing:
             dead._put_payloads([payload])
         finally:
             dead.close()
-        seg.append(ACK_RECORDS[index])
+        seg.append(encode_index_record(ACK, index))
         self._write_seq += 1
         seg.removed += 1
         seg.out -= 1
@@ -181,11 +188,13 @@ class Leasing:
                     except Exception:
                         pass  # the general path reports it
                     else:
-                        pos = head.end  # head.append(LEASE_RECORDS[index]), inlined
+                        pos = head.end  # head.append(encode_index_record(LEASE, index)), inlined
                         if pos + INDEX_RECORD_SIZE > head.cap:
                             head.reserve(INDEX_RECORD_SIZE)
                             pos = head.end
-                        head.map[pos : pos + INDEX_RECORD_SIZE] = LEASE_RECORDS[index]
+                        m = head.map
+                        m[pos : pos + INDEX_RECORD_SIZE] = UNCOMMITTED_LEASES[index]
+                        m[pos + TYPE_OFFSET] = LEASE  # the store is finished
                         head.end = pos + INDEX_RECORD_SIZE
                         head.dirty = True
                         pending.popleft()
@@ -353,7 +362,7 @@ class LeaseState(Lease):
             if not q._closed and not q._waiting_putters and q._leases.pop(self.id, None) is self:
                 # The common case kept short; ack_many handles errors and waiting putters.
                 seg = self.seg
-                pos = seg.end  # seg.append(ACK_RECORDS[self.index]), inlined
+                pos = seg.end  # seg.append(encode_index_record(ACK, self.index)), inlined
                 if pos + INDEX_RECORD_SIZE > seg.cap:
                     try:
                         seg.reserve(INDEX_RECORD_SIZE)
@@ -361,7 +370,9 @@ class LeaseState(Lease):
                         q._leases[self.id] = self  # nothing written: still outstanding
                         raise
                     pos = seg.end
-                seg.map[pos : pos + INDEX_RECORD_SIZE] = ACK_RECORDS[self.index]
+                m = seg.map
+                m[pos : pos + INDEX_RECORD_SIZE] = UNCOMMITTED_ACKS[self.index]
+                m[pos + TYPE_OFFSET] = ACK  # the store is finished
                 seg.end = pos + INDEX_RECORD_SIZE
                 seg.dirty = True
                 self.seg = self.payload = None  # as _settle_lease_locked
@@ -408,21 +419,21 @@ def new_lease(
 
 
 class _IndexRecords(dict):
-    """Item index -> the LEASE or ACK record naming it, made on first use."""
+    """Item index -> the LEASE or ACK record naming it, as a store writes it first (type 0)."""
 
     def __init__(self, rtype: int) -> None:
         super().__init__()
         self.rtype = rtype
 
     def __missing__(self, index: int) -> bytes:
-        record = encode_index_record(self.rtype, index)
+        record = uncommitted(encode_index_record(self.rtype, index))
         if index < 65536:  # (a bound on the memory kept, as encode_index_record's)
             self[index] = record
         return record
 
 
-LEASE_RECORDS = _IndexRecords(LEASE)
-ACK_RECORDS = _IndexRecords(ACK)
+UNCOMMITTED_LEASES = _IndexRecords(LEASE)
+UNCOMMITTED_ACKS = _IndexRecords(ACK)
 
 
 def _expire_leases(ref: weakref.ref[Leasing]) -> None:

@@ -33,14 +33,19 @@ from ._args import check_int, check_options, check_timeout, queue_dir
 from ._format import (
     ACK,
     CRC_FIELD,
+    DELETE,
     DELETE_MARKER,
+    ITEM,
     ITEM_RESTS,
     MARKER_SIZE,
     MAX_PAYLOAD,
     SMALL,
+    TYPE_OFFSET,
+    UNCOMMITTED_DELETE_MARKER,
     encode_index_record,
     encode_item,
     item_header_rest,
+    uncommitted,
 )
 from ._leasing import LeaseState, Leasing, by_number
 from ._lock import DirLock
@@ -513,15 +518,21 @@ class DQue(Leasing):
         background, within ``max_delay`` (at once when a batch is waiting).
         """
         old = self._tail
-        if old is not self._head:
-            old.trim()  # drop its reserved room before the sync
-        if old.fd >= 0 and old.dirty:
-            old.dirty = False
-            if self._turbo:
-                self._rolled.append(old.path)
-                self._background_locked()
-            else:
-                _fs.datasync(old.fd)
+        new = Segment.create(self.path, old.number + 1)  # first: if this fails, nothing changed
+        self._dir_dirty = True
+        try:
+            if old is not self._head:
+                old.trim()  # drop its reserved room before the sync
+            if old.fd >= 0 and old.dirty:
+                if self._turbo:
+                    self._rolled.append(old.path)
+                    self._background_locked()
+                else:
+                    _fs.datasync(old.fd)
+                old.dirty = False
+        except BaseException:
+            new.drop()  # the old tail stays the tail; a later roll makes the new file again
+            raise
         if old is not self._head:
             old.close()
             self._middle.append(old.number)
@@ -529,34 +540,41 @@ class DQue(Leasing):
             self._tail_uncounted = 0
             if live != self.segment_size:
                 self._middle_live[old.number] = live
-        self._tail = Segment.create(self.path, old.number + 1)
-        self._dir_dirty = True
+        self._tail = new
 
     def _append_locked(self, records: list[bytes], payloads: list[bytes]) -> None:
-        """Write item records to the tail, rolling segments as they fill (enqueue has its own copy for one)."""
+        """Write item records to the tail, rolling segments as they fill (enqueue has its own copy for one).
+
+        An I/O error (a full disk) raises; the records of the segments written
+        before it stay, and are counted, as after a crash.
+        """
         size = self.segment_size
         done = 0
         total = len(records)
-        while done < total:
-            tail = self._tail
-            if tail.added >= size:
-                self._roll_locked()
+        try:
+            while done < total:
                 tail = self._tail
-            room = min(size - tail.added, total - done)
-            chunk = records[done] if room == 1 else b"".join(records[done : done + room])
-            tail.append(chunk)
-            if tail is not self._head:
-                pass
-            elif room == 1:
-                tail.pending.append((tail.added, payloads[done]))
-            else:
-                tail.pending.extend(zip(range(tail.added, tail.added + room), payloads[done : done + room], strict=True))
-            tail.added += room
-            done += room
-        self._size += total
-        self._unfinished_tasks += total
-        self._write_seq += 1
-        self._wake_takers_locked(total)
+                if tail.added >= size:
+                    self._roll_locked()
+                    tail = self._tail
+                room = min(size - tail.added, total - done)
+                chunk = records[done] if room == 1 else b"".join(records[done : done + room])
+                tail.append(chunk)
+                if tail is not self._head:
+                    pass
+                elif room == 1:
+                    tail.pending.append((tail.added, payloads[done]))
+                else:
+                    pending = zip(range(tail.added, tail.added + room), payloads[done : done + room], strict=True)
+                    tail.pending.extend(pending)
+                tail.added += room
+                done += room
+        finally:
+            if done:
+                self._size += done
+                self._unfinished_tasks += done
+                self._write_seq += 1
+                self._wake_takers_locked(done)
 
     def _wake_takers_locked(self, count: int) -> None:
         """``count`` items became ready: wake as many takers, and every peeker."""
@@ -680,7 +698,9 @@ class DQue(Leasing):
         if pos + MARKER_SIZE > head.cap:
             head.reserve(MARKER_SIZE)
             pos = head.end
-        head.map[pos : pos + MARKER_SIZE] = DELETE_MARKER
+        m = head.map
+        m[pos : pos + MARKER_SIZE] = UNCOMMITTED_DELETE_MARKER
+        m[pos + TYPE_OFFSET] = DELETE  # the store is finished
         head.end = pos + MARKER_SIZE
         head.dirty = True
         pending.popleft()
@@ -752,11 +772,11 @@ class DQue(Leasing):
             payload = bytes(payload)
         n = len(payload)
         if n < SMALL:
-            rest, rest_crc = ITEM_RESTS[n] or item_header_rest(n)
+            rest, rest_crc, _ = ITEM_RESTS[n] or item_header_rest(n)
         elif n > MAX_PAYLOAD:
             raise SerializationError(f"item of {n} bytes is over the {MAX_PAYLOAD}-byte limit")
         else:
-            rest, rest_crc = item_header_rest(n)
+            rest, rest_crc, _ = item_header_rest(n)
         return payload, CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
 
     def _sync(self, upto: int | None) -> None:
@@ -775,10 +795,11 @@ class DQue(Leasing):
                     self._sync_waiting.remove(mark)
             else:
                 return  # another thread's sync covered this write
-            self._gather_locked()
         target = None
         started = monotonic()
         try:
+            with self._sync_state:
+                self._gather_locked()
             target = self._sync_everything()
         finally:
             with self._sync_state:
@@ -853,13 +874,15 @@ class DQue(Leasing):
             except Exception:
                 payload, record = self._serialize(item)  # raises SerializationError
             n = len(payload)
-            if n < SMALL:
-                rest, rest_crc = ITEM_RESTS[n] or item_header_rest(n)
-                record = _pack_crc(crc32(payload, rest_crc)) + rest + payload
+            if n < SMALL:  # the record as its store writes it first: type 0 (see _format.TYPE_OFFSET)
+                _, rest_crc, rest0 = ITEM_RESTS[n] or item_header_rest(n)
+                record = _pack_crc(crc32(payload, rest_crc)) + rest0 + payload
             else:
                 payload, record = self._serialize(item)
+                record = uncommitted(record)
         else:
             payload, record = self._serialize(item)
+            record = uncommitted(record)
         with self._mutex:
             if self._closed:
                 self._check_open()
@@ -874,7 +897,9 @@ class DQue(Leasing):
             end = pos + len(record)
             if end > tail.cap:
                 tail.reserve(len(record))
-            tail.map[pos:end] = record
+            m = tail.map
+            m[pos:end] = record
+            m[pos + TYPE_OFFSET] = ITEM  # the store is finished
             tail.end = end
             tail.dirty = True
             if tail is self._head:
@@ -895,7 +920,8 @@ class DQue(Leasing):
 
         Raises Full (nothing added) if they do not all fit under ``maxsize``,
         SerializationError (nothing added) if one cannot be serialized.
-        After a crash during the call a prefix of the batch may be present.
+        After a crash during the call, or an OSError (a full disk) in a batch
+        that spans segments, a prefix of the batch may be present.
         """
         self._check_open()
         if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
@@ -1250,7 +1276,10 @@ class DQue(Leasing):
                     _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), b"")
                 finally:
                     for seg in self._open_segments():
-                        seg.close()
+                        try:
+                            seg.close()
+                        except OSError:
+                            pass  # its fd is closed either way; its reserved room is cut at the next open
                     self._lock.release()
         finally:
             with self._sync_state:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _fs
-from ._format import CHECKSUM_MISMATCH, Damage, scan
+from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, scan
 
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
@@ -128,12 +128,23 @@ class Segment:
             old.close()
 
     def append(self, data: bytes) -> None:
-        """Append ``data``: in the OS when this returns. On failure nothing changed."""
-        end = self.end + len(data)
+        """Append records ``data``: in the OS when this returns. On failure nothing changed.
+
+        The first record's type byte is written last (see _format.TYPE_OFFSET):
+        until then the reserved room holds a 0 there, so a store cut short reads
+        as not written at all.
+        """
+        pos = self.end
+        end = pos + len(data)
         if end > self.cap:  # (always so while the file is not open: see close and drop)
             self.reserve(len(data))
-            end = self.end + len(data)
-        self.map[self.end : end] = data
+            pos = self.end
+            end = pos + len(data)
+        m = self.map
+        view = memoryview(data)
+        m[pos : pos + TYPE_OFFSET] = view[:TYPE_OFFSET]
+        m[pos + TYPE_OFFSET + 1 : end] = view[TYPE_OFFSET + 1 :]
+        m[pos + TYPE_OFFSET] = data[TYPE_OFFSET]
         self.end = end
         self.dirty = True
 
@@ -144,10 +155,10 @@ class Segment:
             self.map = None
         if self.fd >= 0:
             size = self.end if size is None else size
-            if self.cap != size:
+            cap, self.end, self.cap = self.cap, size, size  # (if the truncate fails, reserve maps again)
+            if cap != size:
                 _fs.truncate(self.fd, size)
                 self.dirty = True
-            self.end = self.cap = size
 
     def close(self) -> None:
         """Trim the file and close it."""
