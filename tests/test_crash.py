@@ -452,3 +452,29 @@ def test_sigkill_inside_a_large_store_leaves_a_readable_queue(tmp_path, size):
         assert got, "the writer wrote nothing before the kill"
         for i, got_item in enumerate(got):
             assert got_item == b"%012d" % i * (size // 12), f"round {round_}: item {i} is not whole"
+
+
+@pytest.mark.parametrize("reopen", [False, True], ids=["same-open", "after-reopen"])
+def test_takes_before_damage_are_not_undone_by_a_restart(tmp_path, reopen):
+    """Delete markers for the items before damage must be readable after a restart: the damaged
+    end of the head is moved aside before anything is appended, and still reported."""
+    with dque.new(NAME, tmp_path, segment_size=5) as q:
+        q.enqueue_many([item(i) for i in range(15)])
+    path = segment_files(tmp_path / NAME)[0]
+    data = bytearray(path.read_bytes())
+    offset, length = records(bytes(data))[3]
+    data[offset + _format.HEADER_SIZE + (length - _format.HEADER_SIZE) // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+    with dque.open(NAME, tmp_path) as q:
+        assert [ident(q.dequeue()) for _ in range(3)] == [0, 1, 2]
+        if not reopen:
+            with pytest.raises(dque.CorruptedError):
+                q.dequeue()
+    with dque.open(NAME, tmp_path) as q:  # 0, 1 and 2 stay taken
+        if reopen:
+            with pytest.raises(dque.CorruptedError) as info:
+                q.dequeue()
+            assert str(path) in str(info.value)
+        assert drain(q) == list(range(5, 15))
+    assert path.with_name(path.name + ".corrupt").read_bytes() == bytes(data[offset:])

@@ -49,7 +49,7 @@ from ._format import (
 )
 from ._leasing import LeaseState, Leasing, by_number
 from ._lock import DirLock
-from ._segment import CORRUPT_SUFFIX, Segment, by_segment, segment_numbers_on_disk
+from ._segment import CORRUPT_SUFFIX, Segment, by_segment, free_name, segment_numbers_on_disk
 from ._serializers import PickleSerializer, Serializer, resolve
 from .errors import (
     ClosedError,
@@ -338,7 +338,7 @@ class DQue(Leasing):
         if len(numbers) == 1:
             self._head = tail
         else:
-            self._head = Segment.load(qdir, numbers[0], last=False, segment_size=size)
+            self._head = Segment.load(qdir, numbers[0], last=False, segment_size=size, head=True)
             self._middle.extend(numbers[1:-1])
         # Count the live items of the segments between head and tail. After a
         # clean close only the first ones can hold fewer than segment_size:
@@ -392,13 +392,13 @@ class DQue(Leasing):
         if self._middle:
             nxt = self._middle[0]
             self._middle.popleft()
-            seg = Segment.load(self.path, nxt, last=False, segment_size=self.segment_size)
+            seg = Segment.load(self.path, nxt, last=False, segment_size=self.segment_size, head=True)
             self._recount_locked(len(seg.pending) - self._middle_live.pop(nxt, self.segment_size))
         else:
             seg = self._tail
             counted = seg.added - seg.removed - self._tail_uncounted
             self._tail_uncounted = 0
-            seg.read_back(last=True)
+            seg.read_back(last=True, head=True)
             self._recount_locked(len(seg.pending) - counted)
             if seg.damage is not None:  # changed under us: stop appending to it
                 self._roll_locked()
@@ -494,11 +494,7 @@ class DQue(Leasing):
         assert damage is not None
         self._size -= len(head.pending)
         head.pending.clear()
-        target = head.path + CORRUPT_SUFFIX
-        n = 1
-        while os.path.exists(target):
-            n += 1
-            target = f"{head.path}{CORRUPT_SUFFIX}.{n}"
+        target = free_name(head.path + CORRUPT_SUFFIX)
         if os.path.exists(head.path):
             _fs.rename(head.path, target)
         self._dir_dirty = True

@@ -72,18 +72,20 @@ class Segment:
         return seg
 
     @classmethod
-    def load(cls, qdir: str, number: int, *, last: bool, segment_size: int) -> Segment:
+    def load(cls, qdir: str, number: int, *, last: bool, segment_size: int, head: bool = False) -> Segment:
         """Read a segment file back.
 
         A torn final record is crash debris: the file is cut back to its last
         good record. Any other damage is kept in ``damage`` for the reader to
-        report when it gets there.
+        report when it gets there; loaded as the ``head`` (records are about to
+        be appended to it), the file is first cut at the damage, the bytes from
+        there kept aside in ``<file>.corrupt``.
         """
         seg = cls(qdir, number)
-        seg.read_back(last=last)
+        seg.read_back(last=last, head=head)
         return seg
 
-    def read_back(self, *, last: bool) -> None:
+    def read_back(self, *, last: bool, head: bool = False) -> None:
         data = _fs.read_file(self.path)
         if self.fd >= 0:
             data = data[: self.end]  # the rest is room reserved for records: zeros
@@ -104,6 +106,17 @@ class Segment:
             self.trim(found.end)
             _fs.datasync(self.fd)
             damage = None
+        elif damage is not None and head:
+            # Records appended after the damage would never be read back (a scan
+            # stops there): a delete marker written there would be lost, and its
+            # item come back after a restart. Move the damaged end aside first.
+            _fs.write_file_durably(free_name(self.path + CORRUPT_SUFFIX), data[damage.offset :])
+            self.open()
+            self.trim(damage.offset)
+            _fs.datasync(self.fd)
+        elif damage is None and head and os.path.exists(self.path + CORRUPT_SUFFIX):
+            # Its damaged end was moved aside at an earlier open, and not reported yet.
+            damage = Damage(found.end, f"damaged end moved aside to {self.path + CORRUPT_SUFFIX}", torn=False)
         self.damage = damage
 
     def open(self) -> None:
@@ -178,6 +191,15 @@ class Segment:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             _fs.close(fd)
+
+
+def free_name(path: str) -> str:
+    """``path``, or ``path.2``, ``path.3``, ... whichever does not exist yet."""
+    target, n = path, 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{path}.{n}"
+    return target
 
 
 def by_segment(entries: list[Any]) -> Iterator[tuple[Segment, list[Any]]]:
