@@ -37,10 +37,8 @@ from ._format import (
     DELETE_MARKER,
     ITEM,
     ITEM_RESTS,
-    MARKER_SIZE,
     MAX_PAYLOAD,
     SMALL,
-    TYPE_OFFSET,
     UNCOMMITTED_DELETE_MARKER,
     encode_index_record,
     encode_item,
@@ -690,15 +688,7 @@ class DQue(Leasing):
                 item = self._loads(pending[0][1])
             except Exception:
                 return self._take_locked(1)[0]  # raises SerializationError with the details
-        pos = head.end  # Segment.append(), inlined
-        if pos + MARKER_SIZE > head.cap:
-            head.reserve(MARKER_SIZE)
-            pos = head.end
-        m = head.map
-        m[pos : pos + MARKER_SIZE] = UNCOMMITTED_DELETE_MARKER
-        m[pos + TYPE_OFFSET] = DELETE  # the store is finished
-        head.end = pos + MARKER_SIZE
-        head.dirty = True
+        head.store(UNCOMMITTED_DELETE_MARKER, DELETE)
         pending.popleft()
         head.removed += 1
         self._size -= 1
@@ -889,15 +879,7 @@ class DQue(Leasing):
             if tail.added >= self.segment_size:
                 self._roll_locked()
                 tail = self._tail
-            pos = tail.end
-            end = pos + len(record)
-            if end > tail.cap:
-                tail.reserve(len(record))
-            m = tail.map
-            m[pos:end] = record
-            m[pos + TYPE_OFFSET] = ITEM  # the store is finished
-            tail.end = end
-            tail.dirty = True
+            tail.store(record, ITEM)
             if tail is self._head:
                 tail.pending.append((tail.added, payload))
             tail.added += 1

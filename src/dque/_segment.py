@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _fs
-from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, scan
+from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, scan, uncommitted
 
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
@@ -141,23 +141,25 @@ class Segment:
             old.close()
 
     def append(self, data: bytes) -> None:
-        """Append records ``data``: in the OS when this returns. On failure nothing changed.
+        """Append records ``data``: in the OS when this returns. On failure nothing changed."""
+        self.store(uncommitted(data), data[TYPE_OFFSET])
 
-        The first record's type byte is written last (see _format.TYPE_OFFSET):
-        until then the reserved room holds a 0 there, so a store cut short reads
-        as not written at all.
+    def store(self, records: bytes, rtype: int) -> None:
+        """Append ``records`` whose first type byte is 0, then write that byte, ``rtype``.
+
+        Until that last write the record reads as a store never finished (see
+        _format.TYPE_OFFSET), whatever part of the rest a kill let through. In
+        the OS when this returns; on failure (a full disk) nothing changed.
         """
         pos = self.end
-        end = pos + len(data)
+        end = pos + len(records)
         if end > self.cap:  # (always so while the file is not open: see close and drop)
-            self.reserve(len(data))
+            self.reserve(len(records))
             pos = self.end
-            end = pos + len(data)
+            end = pos + len(records)
         m = self.map
-        view = memoryview(data)
-        m[pos : pos + TYPE_OFFSET] = view[:TYPE_OFFSET]
-        m[pos + TYPE_OFFSET + 1 : end] = view[TYPE_OFFSET + 1 :]
-        m[pos + TYPE_OFFSET] = data[TYPE_OFFSET]
+        m[pos:end] = records
+        m[pos + TYPE_OFFSET] = rtype
         self.end = end
         self.dirty = True
 
