@@ -26,6 +26,8 @@ _RW_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
 
 # write(fd, data) -> count: append data at the end of a file opened with open_append.
+# (The engine stores into maps instead; these two are the plain calls through which
+# tests/test_powercut.py checks the power-cut layer's model of a file.)
 write = os.write
 # truncate(fd, size): cut the file back to size bytes.
 truncate = os.ftruncate

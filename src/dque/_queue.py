@@ -325,7 +325,7 @@ class DQue(Leasing):
             self._size = 0
             return
         last = numbers[-1]
-        tail = Segment.load(qdir, last, last=True, segment_size=size)
+        tail = Segment.load(qdir, last, last=True)
         if tail.damage is not None:  # never append after damage: start a fresh tail
             tail.close()
             numbers.append(last + 1)
@@ -336,7 +336,7 @@ class DQue(Leasing):
         if len(numbers) == 1:
             self._head = tail
         else:
-            self._head = Segment.load(qdir, numbers[0], last=False, segment_size=size, head=True)
+            self._head = Segment.load(qdir, numbers[0], last=False, head=True)
             self._middle.extend(numbers[1:-1])
         # Count the live items of the segments between head and tail. After a
         # clean close only the first ones can hold fewer than segment_size:
@@ -345,7 +345,7 @@ class DQue(Leasing):
         # may lose the unsynced end of a full segment), so all are read.
         clean = self._was_closed_cleanly()
         for number in self._middle:
-            found = Segment.load(qdir, number, last=False, segment_size=size)
+            found = Segment.load(qdir, number, last=False)
             found.close()
             live = len(found.pending)
             if self.max_deliveries and found.deliveries:  # dead letters once it is the head
@@ -390,7 +390,7 @@ class DQue(Leasing):
         if self._middle:
             nxt = self._middle[0]
             self._middle.popleft()
-            seg = Segment.load(self.path, nxt, last=False, segment_size=self.segment_size, head=True)
+            seg = Segment.load(self.path, nxt, last=False, head=True)
             self._recount_locked(len(seg.pending) - self._middle_live.pop(nxt, self.segment_size))
         else:
             seg = self._tail

@@ -72,7 +72,7 @@ class Segment:
         return seg
 
     @classmethod
-    def load(cls, qdir: str, number: int, *, last: bool, segment_size: int, head: bool = False) -> Segment:
+    def load(cls, qdir: str, number: int, *, last: bool, head: bool = False) -> Segment:
         """Read a segment file back.
 
         A torn final record is crash debris: the file is cut back to its last
