@@ -610,13 +610,13 @@ def test_group_commit_gathers_writers_but_a_lone_writer_never_waits(new_queue):
     """The syncer waits for the writers the last sync released, never when a thread writes alone."""
     q = new_queue(segment_size=10_000)
     waits: list[float] = []
-    real_wait = q._sync_joined.wait
+    real_wait = q._commit._joined.wait
 
     def wait(timeout=None):
         waits.append(timeout)
         return real_wait(timeout)
 
-    q._sync_joined.wait = wait
+    q._commit._joined.wait = wait
     for i in range(50):
         q.enqueue(i)
     assert waits == [], "a lone writer waited for others"

@@ -11,6 +11,7 @@ stays open ("lingering") while one of its items is out. Same locking rules as
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import weakref
 from collections import deque
@@ -22,7 +23,9 @@ from ._args import check_int, check_timeout
 from ._format import ACK, LEASE, TYPE_OFFSET, encode_index_record, uncommitted
 from ._lease import Lease
 from ._segment import Segment, by_segment
-from .errors import Empty, LeaseError, LockedError
+from .errors import Empty, LeaseError
+
+_log = logging.getLogger("dque")
 
 DEAD_LETTER_SUFFIX = ".dead"
 INDEX_RECORD_SIZE = 16  # a LEASE or ACK record
@@ -35,10 +38,10 @@ class Leasing:
 
     def _lease_locked(self, entries: list[Any], ttl: float | None, owner: Any) -> list[LeaseState]:
         """Hand out taken entries under leases."""
-        done = self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))
+        self._write_grouped_locked(entries, lambda e: encode_index_record(LEASE, e[1]))  # all or nothing
         deadline = None if ttl is None else monotonic() + ttl
         out = []
-        for seg, index, payload, item, _ in done:
+        for seg, index, payload, item, _ in entries:
             deliveries = seg.deliveries[index] = seg.deliveries.get(index, 0) + 1
             lease_id = next(self._lease_ids)
             lease = self._leases[lease_id] = new_lease(self, lease_id, item, deliveries, seg, index, payload, owner)
@@ -51,6 +54,7 @@ class Leasing:
             out.append(lease)
         if deadline is not None:
             self._start_expirer()
+        self._settle_after_locked()
         return out
 
     def _settle_lease_locked(self, lease_id: Any) -> tuple[Segment, int, bytes]:
@@ -77,18 +81,15 @@ class Leasing:
         if unknown or len(set(lease_ids)) != len(lease_ids):
             raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
         leases = sorted((self._leases[i] for i in lease_ids), key=lambda lease: (lease.seg.number, lease.index))
-        written = 0  # leases whose ACK records are in their segment files
-        try:
-            for seg, group in by_segment([(lease.seg, lease) for lease in leases]):
-                seg.append(b"".join([encode_index_record(ACK, lease.index) for _, lease in group]))
-                written += len(group)
-        finally:
-            if written:  # (an I/O error, a full disk, for a later segment: the acks written stand)
-                self._settle_acked_locked(leases[:written])
+        groups = by_segment([(lease.seg, lease) for lease in leases])
+        # All or nothing: room in every segment first (OSError, nothing changed, if there is none).
+        self._store_grouped_locked(
+            [(seg, b"".join([encode_index_record(ACK, lease.index) for _, lease in group])) for seg, group in groups]
+        )
+        self._settle_acked_locked(leases)
 
     def _settle_acked_locked(self, leases: list[LeaseState]) -> None:
         """Account for leases whose ACK records were written."""
-        self._write_seq += 1
         segs = set()
         for lease in leases:
             seg, _, _ = self._settle_lease_locked(lease.id)
@@ -111,9 +112,9 @@ class Leasing:
         self._wake_takers_locked(1)
 
     def _release_owner_locked(self, owner: Any) -> int:
-        ids = list(self._owner_leases.get(owner, ()))
+        ids = sorted(self._owner_leases.get(owner, ()))
         for lease_id in ids:
-            self._release_locked(lease_id)
+            self._release_locked(lease_id)  # (never raises for a lease outstanding)
         return len(ids)
 
     def _screen_locked(self, seg: Segment) -> None:
@@ -131,19 +132,39 @@ class Leasing:
         seg.pending = keep
 
     def _dead_letter_locked(self, seg: Segment, index: int, payload: bytes) -> bool:
-        """Move an item that is out to the dead-letter queue; False (nothing done) if that queue is locked."""
+        """Move an item that is out to the dead-letter queue. Never raises.
+
+        False, and nothing changed here, if it cannot be moved now (that queue
+        is open elsewhere, unreadable, or the disk is full): the item stays in
+        this queue, to be handed out again; the failure is logged once (until
+        a move succeeds again). The move is made durable in the dead-letter
+        queue (safe mode) before the ACK that removes the item here is
+        written: a crash between the two leaves the item in both queues,
+        never in neither.
+        """
+        ack = encode_index_record(ACK, index)
         try:
+            seg.reserve(len(ack))  # first: once the item is in the dead-letter queue, the ACK cannot fail
             dead = type(self).new_or_open(
                 self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
-                serializer=self._serializer, turbo=self._turbo,
+                serializer=self._serializer,
             )
-        except LockedError:
+            try:
+                dead._put_payloads([payload])  # durable on return: the dead-letter queue is in safe mode
+            finally:
+                try:
+                    dead.close()
+                except Exception:
+                    pass  # the item is on disk there; a failed close changes nothing here
+        except Exception as exc:
+            if self._dead_letter_error is None:
+                _log.error("dque: cannot move an item of %s to its dead-letter queue, it stays in the queue: %r", self.path, exc)
+            self._dead_letter_error = exc
             return False
-        try:
-            dead._put_payloads([payload])
-        finally:
-            dead.close()
-        seg.append(encode_index_record(ACK, index))
+        if self._dead_letter_error is not None:
+            _log.warning("dque: moving items of %s to its dead-letter queue works again", self.path)
+            self._dead_letter_error = None
+        seg.append(ack)
         self._write_seq += 1
         seg.removed += 1
         seg.out -= 1
@@ -218,7 +239,7 @@ class Leasing:
                         lease.payload = payload
                         lease.owner = None
                         if not pending:
-                            self._settle_head_locked()
+                            self._settle_after_locked()
                         if self._turbo:
                             return lease
                         seq = self._write_seq
@@ -451,7 +472,7 @@ def _expire_leases(ref: weakref.ref[Leasing]) -> None:
             while q._expiries and q._expiries[0][0] <= now:
                 _, lease_id = heapq.heappop(q._expiries)
                 if lease_id in q._leases:
-                    q._release_locked(lease_id)
+                    q._release_locked(lease_id)  # (never raises for a lease outstanding)
             wait = min(1.0, q._expiries[0][0] - now) if q._expiries else 1.0
             q._lease_timer.wait(wait)
         del q

@@ -2,20 +2,25 @@
 
 Concurrency follows CPython's ``queue.Queue``: one mutex guards all state and
 every file write; a Condition per waited-on predicate shares it. Public
-methods take the mutex; ``*_locked`` helpers assume it is held.
+methods take the mutex; ``*_locked`` helpers assume it is held. Syncs are
+shared among threads by group commit (``_commit.py``).
 
-Durability (safe mode) uses group commit: a call appends its record under
-the mutex, then waits, outside it, until a sync covering its write has
-finished. One thread at a time (the one that set ``_syncing``) syncs
-everything written so far; threads arriving while an fsync runs share the
-next one, and every thread a finished sync covers is woken at once. The
-next syncer first waits a moment (no longer than the last sync took) for
-the threads that sync released to write again, so that one sync covers
-them all. ``_sync_state`` is never held while ``_mutex`` is taken.
+One rule for every change (the error paths): everything that can fail is
+done first, while nothing the caller can see has changed: serializing,
+reserving room in each segment a record goes to, creating or opening the
+next segment file, opening the dead-letter queue. Then the change is made
+visible by stores into memory maps, which cannot fail. After that point
+nothing can fail but the sync; work that may fail and is not needed for the
+change (deleting a used segment file, moving the head on to the next
+segment) is retried later and never turns a call that changed the queue
+into one that raises. A failed sync poisons the handle (``SyncError`` on
+every later call until a reopen). So a call that raises has changed nothing
+its caller can see, and a batch is all or nothing.
 """
 
 from __future__ import annotations
 
+import errno
 import heapq
 import itertools
 import os
@@ -30,6 +35,7 @@ from zlib import crc32
 
 from . import _config, _fs
 from ._args import check_int, check_options, check_timeout, queue_dir
+from ._commit import GroupCommit
 from ._format import (
     ACK,
     CRC_FIELD,
@@ -47,7 +53,7 @@ from ._format import (
 )
 from ._leasing import LeaseState, Leasing, by_number
 from ._lock import DirLock
-from ._segment import CORRUPT_SUFFIX, Segment, by_segment, free_name, segment_numbers_on_disk
+from ._segment import Segment, by_segment, segment_numbers_on_disk
 from ._serializers import PickleSerializer, Serializer, resolve
 from .errors import (
     ClosedError,
@@ -56,6 +62,7 @@ from .errors import (
     Empty,
     Full,
     SerializationError,
+    SyncError,
 )
 
 DEFAULT_SEGMENT_SIZE = 1000
@@ -68,9 +75,6 @@ CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the 
 # many waiting wake the background thread (or, with no thread, are done at once).
 _BACKGROUND_BATCH = 4
 _BACKGROUND_MAX = 256
-
-
-_GATHER_S = 0.0002  # at most this long a syncer waits for the writers of the last sync to join
 
 
 def _check_is_dir(path: str) -> None:
@@ -276,18 +280,12 @@ class DQue(Leasing):
         self._waiting_putters = 0
         self._closed = False
 
-        # Group commit. _write_seq counts writes; _synced_seq is the last one on stable storage.
-        # Guards _syncing, _synced_seq and the counts below; notified (all) when a sync ends.
-        sync_lock = threading.Lock()
-        self._sync_state = threading.Condition(sync_lock)
-        # Notified when a thread starts waiting for a sync; a new syncer gathers writers here.
-        self._sync_joined = threading.Condition(sync_lock)
-        self._syncing = False
-        self._sync_waiting: list[int] = []  # the write number each waiting thread needs synced
-        self._sync_expected = 0  # threads the last sync released: writers likely to write again soon
-        self._sync_took = 0.0  # seconds the last sync took
+        self._released = False  # the files and the lock are let go (close() ran to its end)
+        self._poisoned: SyncError | None = None  # a sync failed: every call raises it until a reopen
+
+        # Group commit: _write_seq counts writes (under the mutex); _commit syncs them.
         self._write_seq = 0
-        self._synced_seq = 0
+        self._commit = GroupCommit(qdir, self._sync_everything, self._on_sync_failure)
         self._dir_dirty = False
 
         self._turbo = turbo
@@ -307,6 +305,7 @@ class DQue(Leasing):
         self._owner_leases: dict[Any, set[int]] = {}
         self._expiries: list[tuple[float, int]] = []  # heap of (deadline, lease id)
         self._expirer: threading.Thread | None = None
+        self._dead_letter_error: Exception | None = None  # the last failed move to the dead-letter queue
         # Lease ids: a random start per open, so that an id from before a reopen is unknown after it.
         self._lease_ids = itertools.count(int.from_bytes(os.urandom(6), "little") << 16)
         self._unfinished_tasks = 0
@@ -326,7 +325,9 @@ class DQue(Leasing):
             return
         last = numbers[-1]
         tail = Segment.load(qdir, last, last=True)
+        damaged_tail_live = None
         if tail.damage is not None:  # never append after damage: start a fresh tail
+            damaged_tail_live = self._live_of(tail)  # (its items before the damage: exact, not assumed)
             tail.close()
             numbers.append(last + 1)
             tail = Segment.create(qdir, last + 1)
@@ -345,15 +346,18 @@ class DQue(Leasing):
         # may lose the unsynced end of a full segment), so all are read.
         clean = self._was_closed_cleanly()
         for number in self._middle:
+            if number == last:
+                break  # the damaged old tail, counted above
             found = Segment.load(qdir, number, last=False)
             found.close()
-            live = len(found.pending)
-            if self.max_deliveries and found.deliveries:  # dead letters once it is the head
-                live -= sum(found.deliveries.get(i, 0) >= self.max_deliveries for i, _ in found.pending)
+            live = self._live_of(found)
             if live != size:
                 self._middle_live[number] = live
             elif clean and not (found.removed or found.deliveries):
                 break
+        if damaged_tail_live is not None and self._middle and self._middle[-1] == last:
+            if damaged_tail_live != size:
+                self._middle_live[last] = damaged_tail_live
         head = self._head
         self._size = len(head.pending) + size * len(self._middle) - sum(
             size - live for live in self._middle_live.values()
@@ -369,6 +373,13 @@ class DQue(Leasing):
             _fs.sync_dir(qdir)
             self._dir_dirty = False
 
+    def _live_of(self, seg: Segment) -> int:
+        """The items of a loaded segment that will be handed out (not those due to the dead-letter queue)."""
+        live = len(seg.pending)
+        if self.max_deliveries and seg.deliveries:
+            live -= sum(seg.deliveries.get(i, 0) >= self.max_deliveries for i, _ in seg.pending)
+        return live
+
     def _was_closed_cleanly(self) -> bool:
         """True if the last handle closed the queue; from now on it is open (not clean) until close()."""
         path = os.path.join(self.path, CLEAN_NAME)
@@ -380,27 +391,38 @@ class DQue(Leasing):
 
     # --------------------------------------------------------------- internals
 
-    def _advance_head_locked(self, old: Segment) -> None:
-        """Make the segment after ``old`` the head."""
+    def _next_head_locked(self, old: Segment) -> Segment:
+        """Open (or, after the tail, create) the segment that follows ``old`` as the head.
+
+        May raise OSError (no descriptor, no room for a file): nothing changed then.
+        """
         if old is self._tail:
-            self._head = self._tail = Segment.create(self.path, old.number + 1)
+            return Segment.create(self.path, old.number + 1)
+        if self._middle:  # numbers may skip: a segment emptied while an older one lingered is gone
+            return Segment.load(self.path, self._middle[0], last=False, head=True)
+        tail = self._tail
+        tail.read_back(last=True, head=True)  # (reads the file again: the counts it sets are the same)
+        return tail
+
+    def _advance_head_locked(self, old: Segment, nxt: Segment) -> None:
+        """Make ``nxt`` (from _next_head_locked) the head after ``old``. Cannot fail."""
+        if old is self._tail:
+            self._head = self._tail = nxt
             self._dir_dirty = True
             return
-        # Numbers may skip: a segment emptied while an older one lingered is gone.
-        if self._middle:
-            nxt = self._middle[0]
-            self._middle.popleft()
-            seg = Segment.load(self.path, nxt, last=False, head=True)
-            self._recount_locked(len(seg.pending) - self._middle_live.pop(nxt, self.segment_size))
-        else:
-            seg = self._tail
-            counted = seg.added - seg.removed - self._tail_uncounted
+        if nxt is self._tail:
+            counted = nxt.added - nxt.removed - self._tail_uncounted
             self._tail_uncounted = 0
-            seg.read_back(last=True, head=True)
-            self._recount_locked(len(seg.pending) - counted)
-            if seg.damage is not None:  # changed under us: stop appending to it
-                self._roll_locked()
-        self._head = seg
+            self._recount_locked(len(nxt.pending) - counted)
+            if nxt.damage is not None:  # changed under us: stop appending to it
+                try:
+                    self._roll_locked()
+                except Exception:
+                    pass  # the next enqueue rolls it
+        else:
+            self._middle.popleft()
+            self._recount_locked(len(nxt.pending) - self._middle_live.pop(nxt.number, self.segment_size))
+        self._head = nxt
 
     def _recount_locked(self, delta: int) -> None:
         """Correct the counts when a segment turns out to hold ``delta`` more live items than assumed."""
@@ -410,44 +432,65 @@ class DQue(Leasing):
             if not self._unfinished_tasks:
                 self._all_tasks_done.notify_all()
 
+    def _head_done(self) -> bool:
+        head = self._head
+        return not head.pending and head.damage is None and (head is not self._tail or head.added >= self.segment_size)
+
     def _settle_head_locked(self) -> None:
-        """Move past heads with nothing left to hand out, and screen a new head for dead letters."""
+        """Move past heads with nothing left to hand out, and screen a new head for dead letters.
+
+        Raises OSError if the next segment cannot be opened: the head is then
+        left as it was (moving on is retried by the next call that needs it).
+        """
         while True:
             head = self._head
             if self.max_deliveries and head.deliveries:
                 self._screen_locked(head)
-            if head.pending or head.damage is not None or (head is self._tail and head.added < self.segment_size):
+            if not self._head_done():
                 return  # (a head before the tail is finished when empty, full or not)
+            nxt = self._next_head_locked(head)  # first: if this fails, nothing changed
             if head.out:
                 self._lingering[head.number] = head  # open until its last item out is acked
             else:
                 self._unlink_locked(head)
-            self._advance_head_locked(head)
+            self._advance_head_locked(head, nxt)
+
+    def _settle_after_locked(self) -> None:
+        """Settle the head after a change was made: a failure is left to the next call that needs the head."""
+        try:
+            self._settle_head_locked()
+        except Exception:
+            pass  # (OSError: _first_locked tries again, before that call changes anything, and reports it)
 
     def _settle_locked(self, seg: Segment) -> None:
         """Delete a segment before the head once every item in it is deleted."""
         if seg.out or seg is self._head or self._lingering.get(seg.number) is not seg:
             return
         del self._lingering[seg.number]
-        if seg.damage is None:
-            self._unlink_locked(seg)
-        else:
-            seg.close()
+        self._unlink_locked(seg)
 
     def _unlink_locked(self, seg: Segment) -> None:
+        """Delete a used segment file. Never raises: a failed delete is retried with the next sync."""
         seg.drop()  # (not trimmed: it goes)
+        self._doomed.append(seg.path)  # a used segment found again after a crash is deleted at open
         if self._turbo:
-            self._doomed.append(seg.path)  # a used segment found again after a crash is deleted at open
             self._background_locked()
         else:
-            _fs.unlink(seg.path)
             self._dir_dirty = True
+            try:
+                self._doomed.extend(_finish_background([], self._doomed_now())[1])
+            except OSError:  # (no sync ran: only unlinks)
+                pass
+
+    def _doomed_now(self) -> list[str]:
+        doomed, self._doomed = self._doomed, []
+        return doomed
 
     def _background_locked(self) -> None:
         """Hand turbo mode's deferred work to the background thread, or do it now if there is none."""
         waiting = len(self._rolled) + len(self._doomed)
         if waiting >= _BACKGROUND_MAX or (self._syncer is None and waiting >= _BACKGROUND_BATCH):
-            self._finish_background_locked(*self._take_background_locked())
+            self._finish_background_locked()
         elif self._syncer is not None and waiting >= _BACKGROUND_BATCH:
             self._syncer_wake.set()
 
@@ -456,26 +499,21 @@ class DQue(Leasing):
         doomed, self._doomed = self._doomed, []
         return rolled, doomed
 
-    def _finish_background_locked(self, rolled: list[str], doomed: list[str]) -> None:
-        """Sync the rolled files, then delete the doomed ones (with or without the mutex).
-
-        A rolled file is synced through a new descriptor (fdatasync flushes the
-        file, whichever descriptor wrote it); one already moved aside needs nothing.
-        """
-        for path in rolled:
-            if os.path.exists(path):
-                fd = _fs.open_rw(path)
-                try:
-                    _fs.datasync(fd)
-                finally:
-                    _fs.close(fd)
-        for path in doomed:
-            try:
-                _fs.unlink(path)
-            except FileNotFoundError:
-                pass  # already gone (a crash between the unlink and the list, or deleted by hand)
+    def _requeue_background_locked(self, rolled: list[str], doomed: list[str]) -> None:
+        """Keep work that _finish_background could not do for the next time."""
+        self._rolled[:0] = rolled
+        self._doomed[:0] = doomed
         if doomed:
             self._dir_dirty = True
+
+    def _finish_background_locked(self) -> None:
+        """Sync the rolled files and delete the doomed ones now; a failed sync poisons the handle."""
+        try:
+            left = _finish_background(*self._take_background_locked())
+        except _FailedSync as failed:
+            raise self._sync_failed_locked(failed.error) from failed.error
+        self._requeue_background_locked(*left)
+        self._dir_dirty = True
 
     def _open_segments(self) -> list[Segment]:
         """The segments with an open file, oldest first, each once."""
@@ -486,49 +524,64 @@ class DQue(Leasing):
         return segs
 
     def _quarantine_head_locked(self) -> None:
-        """Move the damaged head aside, go on with the next segment, and raise CorruptedError."""
+        """Report the damage of the head, whose items are all out or taken, go on with the next segment.
+
+        The damaged end of the head's file was moved aside to ``*.corrupt``
+        when it became the head (Segment.read_back), so its file holds only
+        good records: it stays while items of it are out (leased or released),
+        like any used head. Raises CorruptedError (or OSError, nothing changed,
+        if the next segment cannot be opened).
+        """
         head = self._head
         damage = head.damage
         assert damage is not None
-        self._size -= len(head.pending)
-        head.pending.clear()
-        target = free_name(head.path + CORRUPT_SUFFIX)
-        if os.path.exists(head.path):
-            _fs.rename(head.path, target)
-        self._dir_dirty = True
-        self._write_seq += 1
+        head.damage = None
+        try:
+            nxt = self._next_head_locked(head)
+        except BaseException:
+            head.damage = damage
+            raise
         if head.out:
-            self._lingering[head.number] = head  # acks still go to its (renamed) file
+            self._lingering[head.number] = head
         else:
-            head.close()
-        self._advance_head_locked(head)
-        self._settle_head_locked()
+            self._unlink_locked(head)
+        self._advance_head_locked(head, nxt)
+        self._settle_after_locked()
         raise CorruptedError(head.path, damage.offset, damage.reason)
 
-    def _roll_locked(self) -> None:
-        """Start a new tail segment after a full one.
+    def _roll_locked(self, new: Segment | None = None) -> None:
+        """Start a new tail segment (``new``, made beforehand, or made here first) after a full one.
 
-        Safe mode syncs the full one first. Turbo mode syncs it in the
-        background, within ``max_delay`` (at once when a batch is waiting).
+        Safe mode syncs the full one (a failed sync poisons the handle).
+        Turbo mode syncs it in the background, within ``max_delay`` (at once
+        when a batch is waiting).
         """
         old = self._tail
-        new = Segment.create(self.path, old.number + 1)  # first: if this fails, nothing changed
+        if new is None:
+            new = Segment.create(self.path, old.number + 1)  # first: if this fails, nothing changed
         self._dir_dirty = True
-        try:
-            if old is not self._head:
-                old.trim()  # drop its reserved room before the sync
-            if old.fd >= 0 and old.dirty:
-                if self._turbo:
-                    self._rolled.append(old.path)
-                    self._background_locked()
-                else:
-                    _fs.datasync(old.fd)
-                old.dirty = False
-        except BaseException:
-            new.drop()  # the old tail stays the tail; a later roll makes the new file again
-            raise
         if old is not self._head:
-            old.close()
+            try:
+                old.trim()  # drop its reserved room before the sync
+            except OSError:
+                pass  # the room stays (zeros after the last record); the next open cuts it
+        if old.fd >= 0 and old.dirty:
+            if self._turbo:
+                self._rolled.append(old.path)
+                old.dirty = False
+                self._background_locked()
+            else:
+                try:
+                    _fs.datasync(old.fd)
+                except OSError as exc:
+                    new.drop()
+                    raise self._sync_failed_locked(exc) from exc
+                old.dirty = False
+        if old is not self._head:
+            try:
+                old.close()
+            except OSError:
+                pass  # its fd is closed either way
             self._middle.append(old.number)
             live = old.added - old.removed - self._tail_uncounted
             self._tail_uncounted = 0
@@ -537,38 +590,57 @@ class DQue(Leasing):
         self._tail = new
 
     def _append_locked(self, records: list[bytes], payloads: list[bytes]) -> None:
-        """Write item records to the tail, rolling segments as they fill (enqueue has its own copy for one).
+        """Write item records at the tail, rolling segments as they fill: all or nothing.
 
-        An I/O error (a full disk) raises; the records of the segments written
-        before it stay, and are counted, as after a crash.
+        First the room in the tail and every new segment the records need
+        (OSError, nothing changed, if there is none), then the stores.
+        (enqueue keeps its own copy for one item.)
         """
         size = self.segment_size
-        done = 0
         total = len(records)
+        tail = self._tail
+        first = min(max(size - tail.added, 0), total)
+        chunks: list[tuple[Segment | None, int, int, bytes]] = []  # (new segment or None for the tail, start, stop, bytes)
+        if first:
+            chunks.append((None, 0, first, records[0] if first == 1 else b"".join(records[:first])))
+        start, number = first, tail.number
         try:
-            while done < total:
-                tail = self._tail
-                if tail.added >= size:
-                    self._roll_locked()
-                    tail = self._tail
-                room = min(size - tail.added, total - done)
-                chunk = records[done] if room == 1 else b"".join(records[done : done + room])
-                tail.append(chunk)
-                if tail is not self._head:
-                    pass
-                elif room == 1:
-                    tail.pending.append((tail.added, payloads[done]))
-                else:
-                    pending = zip(range(tail.added, tail.added + room), payloads[done : done + room], strict=True)
-                    tail.pending.extend(pending)
-                tail.added += room
-                done += room
-        finally:
-            if done:
-                self._size += done
-                self._unfinished_tasks += done
-                self._write_seq += 1
-                self._wake_takers_locked(done)
+            if first:
+                tail.reserve(len(chunks[0][3]))
+            while start < total:
+                stop = min(start + size, total)
+                number += 1
+                seg = Segment.create(self.path, number)
+                chunks.append((seg, start, stop, b"".join(records[start:stop])))
+                seg.reserve(len(chunks[-1][3]))
+                start = stop
+        except BaseException:
+            for seg, _, _, _ in chunks:
+                if seg is not None:
+                    seg.drop()
+                    try:
+                        _fs.unlink(seg.path)
+                    except OSError:
+                        pass  # an empty segment file after the tail holds nothing
+            raise
+        # The point of no return: stores, and the syncs of rolled segments (safe mode).
+        for seg, start, stop, chunk in chunks:
+            if seg is not None:
+                self._roll_locked(seg)
+            tail = self._tail
+            tail.append(chunk)
+            room = stop - start
+            if tail is not self._head:
+                pass
+            elif room == 1:
+                tail.pending.append((tail.added, payloads[start]))
+            else:
+                tail.pending.extend(zip(range(tail.added, tail.added + room), payloads[start:stop], strict=True))
+            tail.added += room
+        self._size += total
+        self._unfinished_tasks += total
+        self._write_seq += 1
+        self._wake_takers_locked(total)
 
     def _wake_takers_locked(self, count: int) -> None:
         """``count`` items became ready: wake as many takers, and every peeker."""
@@ -578,15 +650,25 @@ class DQue(Leasing):
             self._peekable.notify_all()
 
     def _first_locked(self) -> tuple[Segment, int, bytes] | None:
-        """The next item to hand out, not taken: released items first, then the head's."""
+        """The next item to hand out, not taken: released items first, then the head's.
+
+        Moves the head on first if it is used up (OSError, nothing changed, if it cannot).
+        """
         if self._returned:
             _, index, payload, seg = self._returned[0]
             return seg, index, payload
         head = self._head
-        if head.pending:
-            index, payload = head.pending[0]
-            return head, index, payload
-        return None
+        if not head.pending:
+            if not self._size or not self._head_done():
+                return None
+            self._settle_head_locked()
+            if self._returned:
+                return self._first_locked()
+            head = self._head
+            if not head.pending:
+                return None
+        index, payload = head.pending[0]
+        return head, index, payload
 
     def _pop_locked(self, limit: int, raw: bool) -> list[tuple[Segment, int, bytes, Any, bool]]:
         """Take up to ``limit`` ready items out of the ready set (at least one, or raise).
@@ -595,13 +677,18 @@ class DQue(Leasing):
         the deserialized item (the payload if ``raw``); ``in_order`` says a
         plain DELETE record deletes it (it is its segment's lowest live item
         once the entries before it are deleted). The items are "out" until the
-        caller deletes or leases them.
+        caller deletes or leases them (or puts them back with _unpop_locked).
         """
         taken: list[tuple[Segment, int, bytes, Any, bool]] = []
         batch_out: dict[Segment, int] = {}
         loads = self._loads
         while len(taken) < limit:
-            first = self._first_locked()
+            try:
+                first = self._first_locked()
+            except Exception:
+                if taken:
+                    break  # the next call reports it
+                raise
             if first is None:
                 if not taken and self._head.damage is not None:
                     self._quarantine_head_locked()
@@ -624,8 +711,6 @@ class DQue(Leasing):
                 in_order = seg.out == batch_out.get(seg, 0)
                 batch_out[seg] = batch_out.get(seg, 0) + 1
                 seg.out += 1
-                if not seg.pending:
-                    self._settle_head_locked()
             self._size -= 1
             taken.append((seg, index, payload, item, in_order))
         if not taken:
@@ -635,41 +720,47 @@ class DQue(Leasing):
         return taken
 
     def _unpop_locked(self, entries: list[tuple[Segment, int, bytes, Any, bool]]) -> None:
-        """Put taken entries back among the ready items (a write failed)."""
+        """Put taken entries back among the ready items, in their order (a write failed)."""
         for seg, index, payload, _, _ in entries:
             heapq.heappush(self._returned, (seg.number, index, payload, seg))
         self._size += len(entries)
 
-    def _write_grouped_locked(self, entries: list[Any], record_of: Any) -> list[Any]:
-        """Write one record per entry, one write per segment; return the entries written.
+    def _store_grouped_locked(self, groups: list[tuple[Segment, bytes]]) -> None:
+        """Append records to segments, all or nothing: room is reserved in every one before any store.
 
-        If a write fails, that segment's entries and the later ones are put back
-        among the ready items; the error is raised if nothing was written.
+        Raises OSError (a full disk, no descriptor) having stored nothing.
         """
-        done: list[Any] = []
-        for seg, group in by_segment(entries):
-            try:
-                seg.append(b"".join([record_of(entry) for entry in group]))
-            except Exception:  # an I/O error (not KeyboardInterrupt and the like: those propagate)
-                self._unpop_locked(entries[len(done) :])
-                if not done:
-                    raise
-                break
-            done.extend(group)
+        need: dict[Segment, int] = {}
+        for seg, records in groups:
+            need[seg] = need.get(seg, 0) + len(records)
+        for seg, n in need.items():
+            seg.reserve(n)
+        for seg, records in groups:
+            seg.append(records)  # (cannot fail now: the room is there)
         self._write_seq += 1
-        return done
+
+    def _write_grouped_locked(self, entries: list[Any], record_of: Any) -> None:
+        """Write one record per taken entry, one store per segment, all or nothing.
+
+        If there is no room, the entries are put back among the ready items and the error raised.
+        """
+        groups = [(seg, b"".join([record_of(entry) for entry in group])) for seg, group in by_segment(entries)]
+        try:
+            self._store_grouped_locked(groups)
+        except BaseException:
+            self._unpop_locked(entries)
+            raise
 
     def _delete_locked(self, entries: list[tuple[Segment, int, bytes, Any, bool]]) -> list[Any]:
-        """Delete taken entries for good; returns their items (fewer if a write failed)."""
-        done = self._write_grouped_locked(
-            entries, lambda e: DELETE_MARKER if e[4] else encode_index_record(ACK, e[1])
-        )
-        for seg, _, _, _, _ in done:
+        """Delete taken entries for good (all or nothing); returns their items."""
+        self._write_grouped_locked(entries, lambda e: DELETE_MARKER if e[4] else encode_index_record(ACK, e[1]))
+        for seg, _, _, _, _ in entries:
             seg.removed += 1
             seg.out -= 1
-        for seg in sorted({e[0] for e in done}, key=by_number):
+        for seg in sorted({e[0] for e in entries}, key=by_number):
             self._settle_locked(seg)
-        return [e[3] for e in done]
+        self._settle_after_locked()
+        return [e[3] for e in entries]
 
     def _take_locked(self, limit: int, raw: bool = False) -> list[Any]:
         """Remove and return up to ``limit`` items (payload bytes if ``raw``): at least one, or raise."""
@@ -688,13 +779,13 @@ class DQue(Leasing):
                 item = self._loads(pending[0][1])
             except Exception:
                 return self._take_locked(1)[0]  # raises SerializationError with the details
-        head.store(UNCOMMITTED_DELETE_MARKER, DELETE)
+        head.store(UNCOMMITTED_DELETE_MARKER, DELETE)  # (OSError if there is no room: nothing changed)
         pending.popleft()
         head.removed += 1
         self._size -= 1
         self._write_seq += 1
         if not pending:
-            self._settle_head_locked()
+            self._settle_after_locked()
         return item
 
     def _peek_locked(self, raw: bool = False) -> Any:
@@ -724,7 +815,7 @@ class DQue(Leasing):
         try:
             while not ready():
                 if self._closed:
-                    raise ClosedError(f"queue {self.path} was closed")
+                    self._check_open()
                 if endtime is None:
                     cond.wait()
                 else:
@@ -735,14 +826,16 @@ class DQue(Leasing):
         finally:
             setattr(self, counter, getattr(self, counter) - 1)
         if self._closed:
-            raise ClosedError(f"queue {self.path} was closed")
+            self._check_open()
 
     def _has_item(self) -> bool:
-        head = self._head
-        return bool(self._returned or head.pending) or head.damage is not None
+        """An item is ready, or damage to report, at the head (moving the head on first if it is used up)."""
+        return self._first_locked() is not None or self._head.damage is not None
 
     def _check_open(self) -> None:
         if self._closed:
+            if self._poisoned is not None:
+                raise self._poisoned
             raise ClosedError(f"queue {self.path} is closed")
 
     def _serialize(self, item: Any) -> tuple[bytes, bytes]:
@@ -765,57 +858,24 @@ class DQue(Leasing):
             rest, rest_crc, _ = item_header_rest(n)
         return payload, CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
 
+    # ------------------------------------------------------------ syncing
+
     def _sync(self, upto: int | None) -> None:
-        """Return once every write numbered ``upto`` or earlier (all, if None) is on stable storage."""
-        with self._sync_state:
-            while upto is None or self._synced_seq < upto:
-                if not self._syncing:
-                    self._syncing = True  # this thread syncs, for itself and the others
-                    break
-                mark = self._write_seq if upto is None else upto  # (_write_seq read as a hint)
-                self._sync_waiting.append(mark)
-                self._sync_joined.notify()
-                try:
-                    self._sync_state.wait()
-                finally:
-                    self._sync_waiting.remove(mark)
-            else:
-                return  # another thread's sync covered this write
-        target = None
-        started = monotonic()
-        try:
-            with self._sync_state:
-                self._gather_locked()
-            target = self._sync_everything()
-        finally:
-            with self._sync_state:
-                self._sync_took = monotonic() - started
-                self._syncing = False
-                if target is not None and target > self._synced_seq:
-                    self._synced_seq = target
-                    # Released now: this thread and the waiters covered. They will likely write again.
-                    self._sync_expected = 1 + sum(1 for w in self._sync_waiting if w <= target)
-                self._sync_state.notify_all()
+        """Return once every write numbered ``upto`` or earlier (all, if None) is on stable storage.
 
-    def _gather_locked(self) -> None:
-        """(Holding _sync_state, about to sync.) Wait a moment for the writers the last sync released.
-
-        They are writing again: waiting for them lets this sync cover their
-        writes too, where syncing at once would cover this thread's alone. A
-        thread writing on its own never waits here.
+        Raises SyncError if a sync failed (this one or an earlier one).
         """
-        others = self._sync_expected - 1
-        if others <= 0:
-            return
-        deadline = monotonic() + min(self._sync_took, _GATHER_S)  # the disk idles no longer than it worked
-        while sum(1 for w in self._sync_waiting if w > self._synced_seq) < others:
-            left = deadline - monotonic()
-            if left <= 0:
-                break
-            self._sync_joined.wait(left)
+        self._commit.wait(upto, self._newest_write)
+
+    def _newest_write(self) -> int:
+        return self._write_seq
 
     def _sync_everything(self) -> int | None:
-        """Sync all writes made so far; returns the last write number covered (None if closed)."""
+        """Sync all writes made so far; returns the last write number covered (None if closed).
+
+        OSError if a sync failed (GroupCommit then poisons the handle).
+        """
+        in_place = []
         with self._mutex:
             if self._closed:
                 return None
@@ -824,25 +884,51 @@ class DQue(Leasing):
             fds = []
             for seg in self._open_segments():
                 if seg.dirty and seg.fd >= 0:
-                    fds.append(_fs.dup(seg.fd))
+                    try:
+                        fds.append(_fs.dup(seg.fd))  # synced without the mutex: writers go on meanwhile
+                    except OSError:
+                        in_place.append(seg.fd)  # no descriptor free: synced here, holding the mutex
                     seg.dirty = False
             dir_dirty, self._dir_dirty = self._dir_dirty or bool(doomed), False
+            for fd in in_place:
+                _fs.datasync(fd)
         try:
-            self._finish_background_locked(rolled, doomed)  # needs no mutex
+            try:
+                left = _finish_background(rolled, doomed)  # needs no mutex
+            except _FailedSync as failed:
+                raise failed.error from None
             for fd in fds:
                 _fs.datasync(fd)
             if dir_dirty:
                 _fs.sync_dir(self.path)
-        except BaseException:
-            with self._mutex:
-                for seg in self._open_segments():
-                    seg.dirty = True
-                self._dir_dirty = True
-            raise
         finally:
             for fd in fds:
-                _fs.close(fd)
+                try:
+                    _fs.close(fd)
+                except OSError:
+                    pass
+        if left[0] or left[1]:
+            with self._mutex:
+                self._requeue_background_locked(*left)
         return target
+
+    def _on_sync_failure(self, error: SyncError) -> None:
+        """GroupCommit's report of a failed sync (the mutex is not held)."""
+        with self._mutex:
+            self._poison_locked(error)
+
+    def _sync_failed_locked(self, exc: OSError) -> SyncError:
+        """A sync made holding the mutex failed: poison the handle; returns the error to raise."""
+        error = self._commit.fail(exc)
+        self._poison_locked(error)
+        return error
+
+    def _poison_locked(self, error: SyncError) -> None:
+        if self._poisoned is None:
+            self._poisoned = error
+        self._closed = True  # every later call raises _poisoned (see _check_open)
+        for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._lease_timer):
+            cond.notify_all()
 
     # -------------------------------------------------------------- the API
 
@@ -1222,52 +1308,84 @@ class DQue(Leasing):
         """Sync everything, release the files and the lock, and wake every blocked caller with ClosedError.
 
         Calling it again does nothing; any other call afterwards raises ClosedError.
+        Background work (turbo syncs, deleting used segments, lease expiry)
+        has stopped before the lock is released, so the next open finds the
+        files as this handle left them. On a poisoned handle (SyncError) it
+        syncs nothing and only lets go of the files and the lock. Raises
+        SyncError if its own sync fails (after letting go of everything).
         In a forked child, closing the inherited handle only drops the child's
         copies of the files: the queue stays open in the parent.
         """
         if os.getpid() != self._pid:
-            self._closed = True
+            self._closed = self._released = True
             for seg in self._open_segments():
                 seg.drop()
             return
-        with self._sync_state:
-            while self._syncing:  # let a sync under way finish
-                self._sync_state.wait()
-            self._syncing = True
+        if self._released:
+            return
+        error: BaseException | None = None
         try:
-            with self._mutex:
-                if self._closed:
+            self._stop_syncer()  # first: nothing touches the files once the lock is let go
+            with self._commit.exclusive(), self._mutex:
+                if self._released:
                     return
                 self._closed = True
                 for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._lease_timer):
                     cond.notify_all()
                 try:
-                    self._finish_background_locked(*self._take_background_locked())
-                    for seg in self._open_segments():
-                        seg.trim()  # drop the room reserved for records
-                        if seg.dirty and seg.fd >= 0:
-                            _fs.datasync(seg.fd)
-                            seg.dirty = False
-                    if self._dir_dirty:
-                        _fs.sync_dir(self.path)
-                        self._dir_dirty = False
-                    _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), b"")
+                    if self._poisoned is None:
+                        self._close_files_locked()
+                except BaseException as exc:
+                    error = exc
                 finally:
                     for seg in self._open_segments():
                         try:
                             seg.close()
                         except OSError:
                             pass  # its fd is closed either way; its reserved room is cut at the next open
-                    self._lock.release()
+            expirer = self._expirer
+            if expirer is not None and expirer is not threading.current_thread():
+                expirer.join()  # (it sees _closed and returns)
+            self._stop_syncer()  # (one started by a turbo_on racing this close)
         finally:
-            with self._sync_state:
-                self._syncing = False
-                self._sync_state.notify_all()
-        self._stop_syncer()
+            if not self._released:
+                self._released = True
+                self._lock.release()
+        if error is not None:
+            raise error
+
+    def _close_files_locked(self) -> None:
+        """Close's work on the files: the last syncs and the clean-close marker. SyncError if a sync fails."""
+        try:
+            rolled, doomed = self._take_background_locked()
+            try:
+                left_rolled, _ = _finish_background(rolled, doomed)
+            except _FailedSync as failed:
+                raise failed.error from None
+            for seg in self._open_segments():
+                try:
+                    seg.trim()  # drop the room reserved for records
+                except OSError:
+                    pass  # zeros after the last record: the next open cuts them
+                if seg.dirty and seg.fd >= 0:
+                    _fs.datasync(seg.fd)
+                    seg.dirty = False
+            if self._dir_dirty or doomed:
+                _fs.sync_dir(self.path)
+                self._dir_dirty = False
+            if left_rolled:  # (a full segment that could not be opened to be synced)
+                raise OSError(errno.EMFILE, f"could not open {left_rolled[0]} to sync it")
+        except OSError as exc:
+            raise self._sync_failed_locked(exc) from exc
+        try:
+            _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), b"")
+        except OSError:
+            pass  # no marker: the next open reads every segment to count the items
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """True once :meth:`close` has run."""
+        return self._released
 
     def __enter__(self) -> DQue:
         self._check_open()
@@ -1279,15 +1397,62 @@ class DQue(Leasing):
     def __del__(self) -> None:
         # Last resort for a handle dropped without close(): free fds and the lock.
         try:
-            if not self._closed:
+            if not self._released:
                 self.close()
         except BaseException:  # nothing may escape a finalizer
             pass
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"size={self._size}"
+        state = "closed" if self._released else "poisoned" if self._poisoned else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
+
+
+class _FailedSync(Exception):
+    """A sync in _finish_background failed (OSError ``error``), as against an open or unlink that failed."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _finish_background(rolled: list[str], doomed: list[str]) -> tuple[list[str], list[str]]:
+    """Sync the rolled files, then delete the doomed ones (with or without the mutex).
+
+    A rolled file is synced through a new descriptor (fdatasync flushes the
+    file, whichever descriptor wrote it); one already moved aside or deleted
+    needs nothing. Returns the paths it could not get to (no descriptor free,
+    a delete that failed), for later. Raises _FailedSync if a sync failed.
+    """
+    left_rolled: list[str] = []
+    left_doomed: list[str] = []
+    for path in rolled:
+        if not os.path.exists(path):
+            continue
+        try:
+            fd = _fs.open_rw(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            left_rolled.append(path)
+            continue
+        try:
+            _fs.datasync(fd)
+        except OSError as exc:
+            raise _FailedSync(exc) from exc
+        finally:
+            try:
+                _fs.close(fd)
+            except OSError:
+                pass
+    for path in doomed:
+        try:
+            _fs.unlink(path)
+        except FileNotFoundError:
+            pass  # already gone (a crash between the unlink and the list, or deleted by hand)
+        except OSError:
+            left_doomed.append(path)
+    return left_rolled, left_doomed
 
 
 def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: threading.Event) -> None:
@@ -1310,14 +1475,18 @@ def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: thre
             q = ref()
             if q is None:
                 return
+            with q._mutex:
+                if q._closed:
+                    return
+                work = q._take_background_locked()
             try:
+                left = _finish_background(*work)  # without the mutex: callers go on meanwhile
+            except _FailedSync as failed:
                 with q._mutex:
-                    if q._closed:
-                        return
-                    work = q._take_background_locked()
-                q._finish_background_locked(*work)
-            except Exception:
-                pass  # the next sync reports the error
+                    q._sync_failed_locked(failed.error)  # the next call raises it
+                return
+            with q._mutex:
+                q._requeue_background_locked(*left)
             del q
         if stop.is_set():
             return
@@ -1325,8 +1494,8 @@ def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: thre
         if q is None or q._closed:
             return
         try:
-            if q._write_seq != q._synced_seq or q._rolled or q._doomed:
+            if q._write_seq != q._commit.synced or q._rolled or q._doomed:
                 q._sync(None)
-        except Exception:
-            pass  # the next call that syncs reports the error
+        except SyncError:
+            return  # the handle is poisoned: every later call raises it
         del q

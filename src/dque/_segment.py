@@ -13,6 +13,7 @@ with its mutex held.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, scan, uncommitted
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
 _GROW_MAX = 8 << 20  # ... and at most (otherwise the room doubles)
+_GROW_LEAST = 4 << 10  # on a disk too full for a step: the room needed, rounded up to this
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -68,7 +70,11 @@ class Segment:
         """A new empty segment file (the caller makes the directory entry durable)."""
         seg = cls(qdir, number)
         seg.fd = _fs.open_rw(seg.path)
-        _fs.truncate(seg.fd, 0)  # a leftover of the same name would be stale
+        try:
+            _fs.truncate(seg.fd, 0)  # a leftover of the same name would be stale
+        except BaseException:
+            seg.drop()
+            raise
         return seg
 
     @classmethod
@@ -121,20 +127,35 @@ class Segment:
 
     def open(self) -> None:
         if self.fd < 0:
-            self.fd = _fs.open_rw(self.path)
-            self.end = self.cap = _fs.file_size(self.fd)
+            fd = _fs.open_rw(self.path)
+            try:
+                size = _fs.file_size(fd)
+            except BaseException:
+                _fs.close(fd)
+                raise
+            self.fd, self.end, self.cap = fd, size, size
 
     def reserve(self, n: int) -> None:
         """Make room for ``n`` more bytes after ``end`` (opening the file if needed).
 
-        Raises OSError (a full disk, say) having changed nothing.
+        The room grows in steps (doubling, from 64 KiB to 8 MiB at a time);
+        when the disk cannot give a whole step, just the ``n`` bytes asked
+        for (rounded up to 4 KiB) will do, so freeing a little space lets the
+        queue carry on. Raises OSError (a full disk, say) having changed nothing.
         """
         self.open()
         need = self.end + n
         if need <= self.cap:
             return
         cap = max(need, self.cap + min(max(self.cap, _GROW_MIN), _GROW_MAX))
-        _fs.extend(self.fd, cap)
+        try:
+            _fs.extend(self.fd, cap)
+        except OSError as exc:
+            least = -(-need // _GROW_LEAST) * _GROW_LEAST
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or least >= cap:
+                raise
+            cap = least
+            _fs.extend(self.fd, cap)
         old, self.map = self.map, _fs.map(self.fd, cap)
         self.cap = cap
         if old is not None:

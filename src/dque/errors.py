@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "OwnerGoneError",
     "LeaseError",
+    "SyncError",
 ]
 
 
@@ -90,3 +91,31 @@ class LeaseError(DQueError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "lease not outstanding"
+
+
+class SyncError(DQueError):
+    """A sync of the queue's files to stable storage failed: the handle is poisoned.
+
+    After a failed ``fsync`` the kernel may have dropped the data, and a retry
+    can report success for data that is gone, so dque never retries: every
+    later call on the handle (in every process, for a ``ProcessSafeDQue``)
+    raises this error, naming the first failure, until the queue is closed
+    and opened again. The reopen reads what really reached the disk: changes
+    made by calls that returned before the failure are there; those of the
+    call that raised and of any call after it may be there or not.
+    ``errno`` and ``strerror`` are those of the failed sync.
+    """
+
+    def __init__(self, path: str, errno: int | OSError | None = None, strerror: str | None = None) -> None:
+        if isinstance(errno, OSError):  # SyncError(path, the OSError)
+            errno, strerror = errno.errno, errno.strerror or str(errno)
+        super().__init__(path, errno, strerror)
+        self.path = path
+        self.errno = errno
+        self.strerror = strerror
+
+    def __str__(self) -> str:
+        return (
+            f"a sync of queue {self.path} to stable storage failed ({self.strerror}, errno {self.errno}); "
+            "changes may not be on disk and this handle is unusable: close it and open the queue again"
+        )
