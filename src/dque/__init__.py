@@ -22,6 +22,7 @@ from .errors import (
     LockedError,
     OwnerGoneError,
     SerializationError,
+    SyncError,
 )
 
 new = DQue.new
@@ -46,6 +47,7 @@ __all__ = [
     "ClosedError",
     "SerializationError",
     "ConfigError",
+    "SyncError",
     "PickleSerializer",
     "JsonSerializer",
     "BytesSerializer",

@@ -24,22 +24,39 @@ Lock order: ``_state``'s lock is never held while the queue's mutex is taken
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from time import monotonic
+from typing import Protocol
 
 from .errors import SyncError
 
 _GATHER_S = 0.0002  # at most this long a syncer waits for the writers of the last sync to join
 
 
-class GroupCommit:
-    """Shares syncs among the threads of one queue handle (see the module docstring)."""
+class Writer(Protocol):
+    """What group commit needs of the queue whose writes it syncs."""
 
-    def __init__(self, path: str, flush: Callable[[], int | None], on_failure: Callable[[SyncError], None]) -> None:
+    def _newest_write(self) -> int:
+        """The number of the last write made (read without the queue's mutex: a hint)."""
+
+    def _flush(self) -> int | None:
+        """Sync every write made so far; the last write number covered (None: closed). OSError if a sync fails."""
+
+    def _sync_failed(self, error: SyncError) -> None:
+        """A sync failed (called without any lock held): refuse every later call."""
+
+
+class GroupCommit:
+    """Shares syncs among the threads of one queue handle (see the module docstring).
+
+    It keeps no reference to the queue (the queue is passed to each call), so
+    a queue handle dropped without ``close`` is freed at once, not by the
+    cycle collector at some later moment.
+    """
+
+    def __init__(self, path: str) -> None:
         self._path = path
-        self._flush = flush  # syncs all writes so far; the last write number covered (None: closed)
-        self._on_failure = on_failure
         lock = threading.Lock()
         # Guards everything below. Invariants while it is not held: at most one thread syncs
         # (``_syncing``); ``synced`` only grows; ``failed`` once set stays set.
@@ -52,10 +69,9 @@ class GroupCommit:
         self.synced = 0  # the last write number on stable storage
         self.failed: SyncError | None = None
 
-    def wait(self, upto: int | None, hint: Callable[[], int]) -> None:
-        """Return once write ``upto`` (every write so far, if None) is on stable storage.
+    def wait(self, writer: Writer, upto: int | None) -> None:
+        """Return once ``writer``'s write ``upto`` (every write so far, if None) is on stable storage.
 
-        ``hint()`` is the newest write number (read without the queue's mutex).
         Raises SyncError if this or any earlier sync of the handle failed.
         """
         with self._state:
@@ -65,7 +81,7 @@ class GroupCommit:
                 if not self._syncing:
                     self._syncing = True  # this thread syncs, for itself and the others
                     break
-                mark = hint() if upto is None else upto
+                mark = writer._newest_write() if upto is None else upto
                 self._waiting.append(mark)
                 self._joined.notify()
                 try:
@@ -80,7 +96,7 @@ class GroupCommit:
         try:
             with self._state:
                 self._gather_locked()
-            target = self._flush()
+            target = writer._flush()
         except OSError as exc:
             error = SyncError(self._path, exc)
         finally:
@@ -95,7 +111,7 @@ class GroupCommit:
                     self._expected = 1 + sum(1 for w in self._waiting if w <= target)
                 self._state.notify_all()
         if error is not None:
-            self._on_failure(error)
+            writer._sync_failed(error)
             raise error from error.__cause__
 
     def _gather_locked(self) -> None:

@@ -285,7 +285,7 @@ class DQue(Leasing):
 
         # Group commit: _write_seq counts writes (under the mutex); _commit syncs them.
         self._write_seq = 0
-        self._commit = GroupCommit(qdir, self._sync_everything, self._on_sync_failure)
+        self._commit = GroupCommit(qdir)
         self._dir_dirty = False
 
         self._turbo = turbo
@@ -309,9 +309,21 @@ class DQue(Leasing):
         # Lease ids: a random start per open, so that an id from before a reopen is unknown after it.
         self._lease_ids = itertools.count(int.from_bytes(os.urandom(6), "little") << 16)
         self._unfinished_tasks = 0
-        with self._mutex:  # nobody else has the handle yet, but _load's helpers expect the mutex
-            self._load()
-            self._unfinished_tasks = self._size
+        try:
+            with self._mutex:  # nobody else has the handle yet, but _load's helpers expect the mutex
+                self._load()
+                self._unfinished_tasks = self._size
+        except BaseException:
+            # Opening failed (the caller releases the lock): let go of what _load opened, now,
+            # so that nothing is left for a finalizer to close later.
+            self._closed = self._released = True
+            for seg in (getattr(self, "_head", None), getattr(self, "_tail", None), *self._lingering.values()):
+                if seg is not None:
+                    try:
+                        seg.drop()
+                    except BaseException:
+                        pass
+            raise
         if turbo:
             self._start_syncer()
 
@@ -865,12 +877,14 @@ class DQue(Leasing):
 
         Raises SyncError if a sync failed (this one or an earlier one).
         """
-        self._commit.wait(upto, self._newest_write)
+        self._commit.wait(self, upto)
+
+    # The group-commit Writer protocol (_commit.py); not for users.
 
     def _newest_write(self) -> int:
         return self._write_seq
 
-    def _sync_everything(self) -> int | None:
+    def _flush(self) -> int | None:
         """Sync all writes made so far; returns the last write number covered (None if closed).
 
         OSError if a sync failed (GroupCommit then poisons the handle).
@@ -912,7 +926,7 @@ class DQue(Leasing):
                 self._requeue_background_locked(*left)
         return target
 
-    def _on_sync_failure(self, error: SyncError) -> None:
+    def _sync_failed(self, error: SyncError) -> None:
         """GroupCommit's report of a failed sync (the mutex is not held)."""
         with self._mutex:
             self._poison_locked(error)
