@@ -511,3 +511,37 @@ def test_turbo_close_never_races_the_next_open(tmp_path):
         done.set()
         thread.join(30)
     assert not errors, errors
+
+
+# ---------------------------------------- the owner of a ProcessSafeDQue poisons for all its clients
+
+
+def test_a_failed_sync_in_the_owner_reaches_every_client(tmp_path, monkeypatch):
+    """The owner (forked, so it inherits this process's _fs) fails a sync: every client call raises
+    SyncError from then on; after the owner is closed and the queue reopened, what returned is there."""
+    flag = tmp_path / "fail-syncs"
+    real = _fs.datasync
+
+    def datasync(fd):
+        if flag.exists():
+            raise oserror(errno.EIO)
+        real(fd)
+
+    monkeypatch.setattr(_fs, "datasync", datasync)
+    q = dque.ProcessSafeDQue(NAME, tmp_path, context="fork")
+    try:
+        q.enqueue_many(range(3))
+        other = dque.attach(NAME, tmp_path)
+        assert other.dequeue() == 0
+        flag.touch()
+        with pytest.raises(dque.SyncError):
+            q.enqueue(3)
+        flag.unlink()  # a later sync would work: it must not be tried through this handle
+        for call in (q.size, lambda: q.enqueue(4), other.dequeue, other.size, lambda: other.lease(block=False)):
+            with pytest.raises(dque.SyncError):
+                call()
+        other.close()
+    finally:
+        q.close()
+    with dque.open(NAME, tmp_path) as again:
+        assert drain(again) in ([1, 2], [1, 2, 3])

@@ -78,7 +78,7 @@ class _DQueFactoryMixin:
             return q
 
         self.type2test = factory
-        self.queue = types.SimpleNamespace(Empty=dque.Empty, Full=dque.Full)
+        self.queue = types.SimpleNamespace(Empty=dque.Empty, Full=dque.Full, ShutDown=dque.ShutDown)
         super().setUp()
 
 

@@ -22,6 +22,7 @@ from .errors import (
     LockedError,
     OwnerGoneError,
     SerializationError,
+    ShutDown,
     SyncError,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "SerializationError",
     "ConfigError",
     "SyncError",
+    "ShutDown",
     "PickleSerializer",
     "JsonSerializer",
     "BytesSerializer",

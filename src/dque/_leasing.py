@@ -202,7 +202,7 @@ class Leasing:
             try:
                 head = self._head
                 pending = head.pending
-                if pending and not self._closed and not self._returned and not self._waiting_putters:
+                if pending and not self._closed and not self._shutdown and not self._returned and not self._waiting_putters:
                     index, payload = pending[0]
                     try:
                         item = self._loads(payload)
@@ -286,6 +286,7 @@ class Leasing:
                 raise ValueError("ttl must be > 0")
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=True)
             if block:
                 self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
             elif not self._has_item():

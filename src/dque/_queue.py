@@ -62,6 +62,7 @@ from .errors import (
     Empty,
     Full,
     SerializationError,
+    ShutDown,
     SyncError,
 )
 
@@ -70,6 +71,7 @@ _pickle_dumps = pickle.dumps
 _pack_crc = CRC_FIELD.pack
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
+_SHUT, _SHUT_NOW = 1, 2  # DQue._shutdown: shut down (takes drain what is left), immediately (takes raise)
 CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the last one closed it
 # Turbo mode syncs full segments and deletes used ones in the background; this
 # many waiting wake the background thread (or, with no thread, are done at once).
@@ -281,6 +283,7 @@ class DQue(Leasing):
         self._closed = False
 
         self._released = False  # the files and the lock are let go (close() ran to its end)
+        self._shutdown = 0  # _SHUT or _SHUT_NOW once shutdown() was called (see there)
         self._poisoned: SyncError | None = None  # a sync failed: every call raises it until a reopen
 
         # Group commit: _write_seq counts writes (under the mutex); _commit syncs them.
@@ -828,6 +831,8 @@ class DQue(Leasing):
             while not ready():
                 if self._closed:
                     self._check_open()
+                if self._shutdown:  # (a put waits for room, a take for an item: neither comes now)
+                    raise ShutDown(f"queue {self.path} is shut down")
                 if endtime is None:
                     cond.wait()
                 else:
@@ -841,8 +846,18 @@ class DQue(Leasing):
             self._check_open()
 
     def _has_item(self) -> bool:
-        """An item is ready, or damage to report, at the head (moving the head on first if it is used up)."""
+        """An item is ready, or damage to report, at the head (moving the head on first if it is used up).
+
+        Never after ``shutdown(immediate=True)``: takes then raise ShutDown.
+        """
+        if self._shutdown == _SHUT_NOW:
+            return False
         return self._first_locked() is not None or self._head.damage is not None
+
+    def _check_shutdown_locked(self, take: bool) -> None:
+        """Raise ShutDown after shutdown(): for a put always, for a take once nothing is left to take."""
+        if self._shutdown and (not take or not self._has_item()):
+            raise ShutDown(f"queue {self.path} is shut down")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -972,6 +987,8 @@ class DQue(Leasing):
         with self._mutex:
             if self._closed:
                 self._check_open()
+            if self._shutdown:
+                self._check_shutdown_locked(take=False)
             if self.maxsize > 0 and self._size + len(self._leases) >= self.maxsize:
                 raise Full
             # _append_locked([record], [payload]) for one item, inlined: a call costs 5% of an enqueue.
@@ -1013,6 +1030,7 @@ class DQue(Leasing):
             return
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=False)
             if self.maxsize > 0 and self._size + len(self._leases) + len(records) > self.maxsize:
                 raise Full
             self._append_locked(records, payloads)
@@ -1031,6 +1049,8 @@ class DQue(Leasing):
         with self._mutex:
             if self._closed:
                 self._check_open()
+            if self._shutdown:
+                self._check_shutdown_locked(take=True)
             item = self._take_one_locked()
             if self._turbo:
                 return item
@@ -1055,6 +1075,7 @@ class DQue(Leasing):
         """Return the item at the head without removing it; Empty if there is none."""
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=True)
             return self._peek_locked()
 
     def dequeue_block(self, timeout: float | None = None) -> Any:
@@ -1072,6 +1093,7 @@ class DQue(Leasing):
         check_timeout(timeout)
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=True)
             self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
             return self._peek_locked()
 
@@ -1097,6 +1119,7 @@ class DQue(Leasing):
             check_timeout(timeout)
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=True)
             if block:
                 self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
             elif not self._has_item():
@@ -1121,6 +1144,7 @@ class DQue(Leasing):
         payload, record = self._serialize(item)
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=False)
             if not self._has_room():
                 if not block:
                     raise Full
@@ -1142,10 +1166,14 @@ class DQue(Leasing):
         return self.get(block=False)
 
     def size(self) -> int:
-        """The number of items in the queue (exact at the moment of the call)."""
+        """The number of items in the queue (exact at the moment of the call).
+
+        0 after ``shutdown(immediate=True)``, as for ``queue.Queue``: this
+        handle hands none of them out any more (they stay on disk).
+        """
         with self._mutex:
             self._check_open()
-            return self._size
+            return 0 if self._shutdown == _SHUT_NOW else self._size
 
     qsize = size
 
@@ -1192,6 +1220,44 @@ class DQue(Leasing):
                 self._check_open()
             return not self._unfinished_tasks
 
+    def shutdown(self, immediate: bool = False) -> None:
+        """``queue.Queue.shutdown`` (Python 3.13), on every Python: stop the queue taking new work.
+
+        Afterwards every put (``put``, ``enqueue``, ``enqueue_many``) raises
+        ShutDown; takes (``get``, ``dequeue*``, ``peek*``, ``lease*``) go on
+        until nothing is left, then raise ShutDown; with ``immediate`` they
+        raise at once, and the items left count as done for ``join`` (which
+        returns once the items taken are done) and ``size()`` says 0, as in
+        ``queue.Queue``. Every blocked caller is woken.
+        Acks and releases still work, and a released item can be taken again
+        (unless ``immediate``).
+
+        On disk nothing changes: the items left stay in the queue, durable as
+        before, and are there when it is opened again; shutdown is a state of
+        this open queue (of its owner, for a ProcessSafeDQue), not of its files.
+        Calling it again is allowed (``immediate`` can only be turned on).
+        """
+        with self._mutex:
+            self._check_open()
+            if immediate:
+                self._shutdown = _SHUT_NOW
+                self._tasks_done_locked(self._size)
+                self._all_tasks_done.notify_all()
+            elif not self._shutdown:
+                self._shutdown = _SHUT
+            for cond in (self._not_empty, self._peekable, self._not_full):
+                cond.notify_all()
+
+    @property
+    def unfinished_tasks(self) -> int:
+        """Items put (or present at open) and not yet marked done (``queue.Queue.unfinished_tasks``)."""
+        return self._unfinished_tasks
+
+    @property
+    def is_shutdown(self) -> bool:
+        """True once :meth:`shutdown` was called (``queue.Queue.is_shutdown``)."""
+        return bool(self._shutdown)
+
     def segment_numbers(self) -> tuple[int, int]:
         """``(first, last)``: the numbers of the head and tail segment files."""
         with self._mutex:
@@ -1209,6 +1275,7 @@ class DQue(Leasing):
         count = len(records)
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=False)
             if not count:
                 return
             if not self._room_for(count):
@@ -1249,6 +1316,7 @@ class DQue(Leasing):
             check_timeout(timeout)
         with self._mutex:
             self._check_open()
+            self._check_shutdown_locked(take=True)
             if block:
                 self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
             return self._peek_locked(raw=True)

@@ -21,6 +21,7 @@ __all__ = [
     "OwnerGoneError",
     "LeaseError",
     "SyncError",
+    "ShutDown",
 ]
 
 
@@ -119,3 +120,14 @@ class SyncError(DQueError):
             f"a sync of queue {self.path} to stable storage failed ({self.strerror}, errno {self.errno}); "
             "changes may not be on disk and this handle is unusable: close it and open the queue again"
         )
+
+
+# queue.ShutDown exists from Python 3.13: where it does, dque's is one too.
+_QUEUE_SHUTDOWN: tuple[type[Exception], ...] = (queue.ShutDown,) if hasattr(queue, "ShutDown") else ()
+
+
+class ShutDown(DQueError, *_QUEUE_SHUTDOWN):  # type: ignore[misc]
+    """The queue was shut down (``shutdown()``): puts raise it, and takes once nothing is left.
+
+    A ``queue.ShutDown`` on Python 3.13 and later.
+    """
