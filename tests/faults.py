@@ -418,7 +418,14 @@ class Result:
 
 
 class Model:
-    """What the calls that returned say: ready items (sorted: dque's order), leases, dead letters."""
+    """What the calls that returned say: ready items, leases, dead letters.
+
+    Ids are handed out in enqueue order, so dque's order is the ids' order:
+    a released (or expired, or outstanding at a close) lease's item goes back
+    among the ready items in its original place, ahead of newer ones, which is
+    where ``insort`` puts it. With ``max_deliveries``, an item released after
+    that many deliveries, or found at an open with that many, is a dead letter.
+    """
 
     def __init__(self, max_deliveries: int) -> None:
         self.max_deliveries = max_deliveries
@@ -499,11 +506,20 @@ class Runner:
       and the same call, tried again (the fault is gone), succeeds and does
       what it would have done (same item ids for an enqueue: an item the failed
       call stored anyway shows up twice);
-    * a failed sync poisons the handle: the next call (an enqueue) must raise;
-      the workload stops there. The items of the failed call may or may not be
-      there at the end (a dequeue's or ack's items may come back, an enqueue's
-      may be missing), and so may, in turbo mode, the changes made since the
-      last sync that returned; a lease's delivery may or may not be counted;
+      If the retry raises, the model still stands (the failed call was to
+      change nothing) and the workload stops: what the retry could not do is
+      held against the queue at the end;
+    * a failed sync poisons the handle: the next call (an enqueue) must raise
+      (an OSError or a DQueError, any class); the workload stops there (the
+      handle is closed, which may raise). The items of the failed call may or
+      may not be there at the end (a dequeue's or ack's items may come back,
+      an enqueue's may be missing), and so may, in turbo mode, the changes
+      made since the last sync that returned; a lease's delivery may or may
+      not be counted (so, with ``max_deliveries``, the item may be a dead
+      letter). Everything else is held to the model. A failed sync in the
+      dead-letter queue's files (during a release) does not require the main
+      handle to be poisoned. ``open`` and ``close`` have no handle to poison:
+      a failed open is tried again, a failed close is followed by the reopen;
     * at the end (the workload's last step closes the handle, a step that may
       fail too) the queue is opened without faults, every item is drained
       under a lease (checking ``deliveries``) and acked, the dead-letter queue
@@ -527,6 +543,8 @@ class Runner:
     # ------------------------------------------------------------ reporting
 
     def problem(self, what: str, text: str, count: int = 1) -> None:
+        if what == "order" and self.res.order:
+            return  # once the order is off, every later take is off too: count the run once
         setattr(self.res, what, getattr(self.res, what) + count)
         self.res.problems.append(f"{what}: {text}")
 
@@ -658,8 +676,7 @@ class Runner:
                 self.fault_seen = True  # swallowed by the engine: the call returned, so it happened
                 self.check_counts(f"after {label}, which returned despite the fault")
             return
-        if not self.fired_now():  # an error with no fault: the state is unknown
-            self.uncertain(*maybe)
+        if not self.fired_now():  # an error with no fault in this call (recorded): the model stands
             raise Stop
         self.fault_seen = True
         fault = self.layer.fired
@@ -680,6 +697,8 @@ class Runner:
         m.maybe_present.update(maybe_present)
         m.maybe_dead.update(maybe_dead)
         m.uncertain_deliveries.update(maybe_delivered)
+        if m.max_deliveries:  # a delivery that may have been counted may make it a dead letter at open
+            m.maybe_dead.update(i for i in maybe_delivered if m.deliveries.get(i, 0) + 1 >= m.max_deliveries)
         if m.turbo:
             m.maybe_present.update(m.unsynced)
 
