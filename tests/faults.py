@@ -779,6 +779,9 @@ class Runner:
                 self.problem("wrong_errors", f"{label} raised and left the handle open")
                 with contextlib.suppress(Exception):
                     q.close()
+            if is_sync(fault.name):
+                self.q = None
+                raise Stop  # what is on disk is partly uncertain now: straight to the final check
         elif self.fired_now():
             self.fault_seen = True
         m.unsynced.clear()
