@@ -401,6 +401,7 @@ class Result:
     order: int = 0
     problems: list[str] = field(default_factory=list)
     trace: str = ""
+    base: str = ""  # the run's directory, left out of the paths in reports
 
     @property
     def clean(self) -> bool:
@@ -414,7 +415,8 @@ class Result:
         lines = [self.headline()] + [f"  - {p}" for p in self.problems]
         if self.trace:
             lines.append("  calls before the fault:\n" + self.trace)
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        return text.replace(self.base + os.sep, "") if self.base else text
 
 
 class Model:
@@ -533,7 +535,7 @@ class Runner:
         self.mode = mode
         self.n = n
         self.base = base
-        self.res = Result(workload.name, mode, n)
+        self.res = Result(workload.name, mode, n, base=os.path.abspath(base))
         self.model = Model(workload.max_deliveries)
         self.q: Any = None
         kind = "sync" if mode == "sync" else "errno"
