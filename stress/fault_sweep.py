@@ -35,6 +35,7 @@ the first ``--show`` of them in full.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import shutil
@@ -62,6 +63,7 @@ def signature(res: faults.Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("dque").setLevel(logging.CRITICAL)  # failed dead-letter moves are expected here
     p = argparse.ArgumentParser(
         description="Fault sweep: an OSError at each file-system call of dque's workloads, checked against a model.",
         epilog="Ends with 'workloads: W, faults injected: F, lost: 0, duplicated: 0, ...' and a VERDICT line; "

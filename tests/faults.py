@@ -962,9 +962,7 @@ class Runner:
                     raise Stop
                 break
             time.sleep(TTL / 2)
-        for lid in ttl_ids:
-            _, i, _ = m.leases.pop(lid)
-            m.back(i)
+        self.back([m.leases.pop(lid)[1] for lid in ttl_ids])
 
     def acked(self, lids: list[int]) -> None:
         m = self.model
@@ -975,10 +973,40 @@ class Runner:
 
     def released(self, lids: list[int]) -> None:
         m = self.model
-        for lid in lids:
-            _, i, _ = m.leases.pop(lid)
-            m.back(i)
-            m.touched([i])
+        items_ = [m.leases.pop(lid)[1] for lid in lids]
+        self.back(items_)
+        m.touched(items_)
+
+    def back(self, items_: list[int]) -> None:
+        """Leases of ``items_`` ended without an ack (released, expired).
+
+        An item due to the dead-letter queue whose move failed (a fault in the
+        dead-letter queue's files) stays in this queue, ready again: that is
+        the contract. Which it was is read off ``size()``: all moved, or all
+        stayed; anything in between is left open (ready, and maybe a dead letter).
+        """
+        m = self.model
+        due = [i for i in items_ if m.max_deliveries and m.deliveries.get(i, 0) >= m.max_deliveries]
+        for i in items_:
+            if i not in due:
+                m.back(i)
+        if not due:
+            return
+        stayed = len(due) if self.layer.fired is not None and self.q is not None else 0
+        if stayed:
+            try:
+                stayed = self.q.size() - len(m.ready)
+            except (OSError, dque.DQueError):
+                stayed = 0
+        if stayed <= 0:
+            m.dead.extend(due)
+            return
+        for i in due:
+            bisect.insort(m.ready, i)
+        if stayed != len(due) or is_sync(self.layer.fired.name):
+            # (a failed sync in the dead-letter queue: the item may be there as well, as after a
+            # crash between the move and the ACK here, which the README documents)
+            m.maybe_dead.update(due)
 
     # ------------------------------------------------------------ the end
 
@@ -1033,7 +1061,7 @@ class Runner:
         dead_twice = sorted({i for i in dead if dead.count(i) > 1} - m.maybe_dead)
         expected = set(m.ready)
         maybe = m.maybe_present | m.maybe_dead
-        lost = sorted((expected - seen - maybe) | {i for i in m.maybe_dead if i not in seen and i not in dead_set})
+        lost = sorted((expected - seen - maybe) | {i for i in m.maybe_dead - m.gone if i not in seen and i not in dead_set})
         came_back = sorted((seen - expected - maybe) & m.gone)
         failed_in = sorted((seen - expected - maybe) & m.failed)
         strays = sorted(seen - expected - maybe - m.gone - m.failed)

@@ -131,7 +131,7 @@ class Segment:
             try:
                 size = _fs.file_size(fd)
             except BaseException:
-                _fs.close(fd)
+                close_fd(fd)
                 raise
             self.fd, self.end, self.cap = fd, size, size
 
@@ -203,7 +203,7 @@ class Segment:
                 self.trim()
             finally:
                 fd, self.fd = self.fd, -1
-                _fs.close(fd)
+                close_fd(fd)
 
     def drop(self) -> None:
         """Close this process's handles without touching the file (a forked child's copy, or a file that goes)."""
@@ -213,7 +213,19 @@ class Segment:
         self.cap = 0
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            _fs.close(fd)
+            close_fd(fd)
+
+
+def close_fd(fd: int) -> None:
+    """Close a descriptor; an error from close (EIO: a write-back failed) is ignored.
+
+    The descriptor is released either way (Linux, POSIX.1-2024); whether the data
+    reached the disk is what a sync says, and every durable step syncs.
+    """
+    try:
+        _fs.close(fd)
+    except OSError:
+        pass
 
 
 def free_name(path: str) -> str:
