@@ -716,7 +716,11 @@ class DQue(Leasing):
             self._all_tasks_done.notify_all()
 
     def _wait_locked(self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type) -> None:
-        """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close."""
+        """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close.
+
+        ``timeout``: None or ``inf`` waits forever, a huge one as long as asked
+        (in steps of at most ``threading.TIMEOUT_MAX``, the most a wait takes).
+        """
         if ready():
             return
         endtime = None if timeout is None else monotonic() + timeout
@@ -731,7 +735,7 @@ class DQue(Leasing):
                     remaining = endtime - monotonic()
                     if remaining <= 0.0:
                         raise error
-                    cond.wait(remaining)
+                    cond.wait(min(remaining, threading.TIMEOUT_MAX))
         finally:
             setattr(self, counter, getattr(self, counter) - 1)
         if self._closed:
