@@ -241,15 +241,22 @@ for name in sys.argv[1].split(","):
 import dque
 from dque import _fs
 print(_fs.datasync is os.fsync, _fs._fsync is os.fsync, _fs.extend is _fs._extend_sparse, _fs.SIMULATE_POSIX)
+print(*(_fs.os_call(name) is None for name in ("fdatasync", "posix_fallocate", "pidfd_open")))
+assert _fs.os_call("fsync") is os.fsync
 """
 
 
 @pytest.mark.parametrize(
     ("removed", "env", "expected"),
     [
-        (LINUX_EXTRAS, "", "True True True False"),
-        ((), "1", "True True True True"),
-        ((), "", f"{not hasattr(os, 'fdatasync')} True {not hasattr(os, 'posix_fallocate')} False"),
+        (LINUX_EXTRAS, "", "True True True False  True True True"),
+        ((), "1", "True True True True  True True True"),
+        (
+            (),
+            "",
+            f"{not hasattr(os, 'fdatasync')} True {not hasattr(os, 'posix_fallocate')} False  "
+            + " ".join(str(not hasattr(os, name)) for name in LINUX_EXTRAS),
+        ),
     ],
     ids=["removed-from-os", "DQUE_SIMULATE_POSIX=1", "this-system"],
 )

@@ -112,6 +112,16 @@ def _without_linux_extras() -> Any:
 
 _os_here: Any = _without_linux_extras() if SIMULATE_POSIX else os
 _fcntl_here = None if SIMULATE_POSIX else _fcntl_module
+
+
+def os_call(name: str) -> Callable[..., Any] | None:
+    """``os.<name>``, or None where this system lacks it or ``DQUE_SIMULATE_POSIX=1`` hides it.
+
+    For optional extras used elsewhere, e.g. ``_fs.os_call("pidfd_open")`` in ``_process``.
+    """
+    return getattr(_os_here, name, None)
+
+
 _datasync = pick_datasync(_os_here, _fcntl_here)
 _fsync = pick_fsync(_os_here, _fcntl_here)
 

@@ -116,7 +116,8 @@ class DQue(Leasing):
         ``dirpath/name.dead`` instead of handing it out again.
 
         The queue is private: its directory is 0700 and its files 0600,
-        whatever the umask (missing parents get the usual permissions).
+        whatever the umask (missing parents get the usual permissions; an
+        existing empty directory is made 0700 too, if this user may change it).
         ``group_access=True`` makes them 0770/0660, for processes of other
         users in the directory's group; it is stored with the queue.
 
