@@ -109,7 +109,7 @@ def test_new_or_open_creates_with_group_access(tmp_path, umask):
 
 def test_group_access_must_be_a_bool(tmp_path):
     for bad in ("yes", 1, None):
-        with pytest.raises(TypeError, match="group_access"):
+        with pytest.raises(TypeError, match="group_access must be True or False"):
             dque.new("q", tmp_path, group_access=bad)
     assert not (tmp_path / "q").exists()
 
