@@ -1,17 +1,33 @@
 """dque: a fast, embedded, durable FIFO queue that many processes can share.
 
-    >>> import dque, tempfile
-    >>> with dque.new("jobs", tempfile.mkdtemp(), segment_size=50) as q:
-    ...     q.enqueue({"id": 1})
-    ...     q.dequeue()
-    {'id': 1}
+>>> import dque, tempfile
+>>> with dque.new("jobs", tempfile.mkdtemp(), segment_size=50) as q:
+...     q.enqueue({"id": 1})
+...     q.dequeue()
+{'id': 1}
+
+Runs on POSIX systems: Linux, macOS and the BSDs. ``dque.open`` is an
+attribute but not in ``__all__``, so that ``from dque import *`` leaves the
+built-in ``open`` alone.
 """
 
-from ._lease import Lease
-from ._process import ProcessSafeDQue, attach
-from ._queue import DQue
-from ._serializers import BytesSerializer, JsonSerializer, PickleSerializer
-from .errors import (
+import os as _os
+import sys as _sys
+
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
+
+if _sys.platform == "win32" or _os.name != "posix":
+    raise ImportError(
+        f"dque runs on POSIX systems only (Linux, macOS, the BSDs), not on {_sys.platform!r}: it relies on "
+        "POSIX file locking, fsync semantics and memory maps. On Windows, run it under WSL "
+        "(Windows Subsystem for Linux)."
+    )
+
+from ._lease import Lease  # noqa: E402 - after the platform check
+from ._process import ProcessSafeDQue, attach  # noqa: E402
+from ._queue import DQue  # noqa: E402
+from ._serializers import BytesSerializer, JsonSerializer, PickleSerializer  # noqa: E402
+from .errors import (  # noqa: E402
     ClosedError,
     ConfigError,
     CorruptedError,
@@ -27,7 +43,7 @@ from .errors import (
 )
 
 new = DQue.new
-open = DQue.open  # noqa: A001 - the Go API's name
+open = DQue.open  # noqa: A001 - the Go API's name (not in __all__: a star import keeps the built-in open)
 new_or_open = DQue.new_or_open
 
 __all__ = [
@@ -38,7 +54,6 @@ __all__ = [
     "LeaseError",
     "Lease",
     "new",
-    "open",
     "new_or_open",
     "DQueError",
     "Empty",

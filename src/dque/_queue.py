@@ -113,12 +113,19 @@ class DQue(Leasing):
         serializer: str | Serializer | None = None,
         maxsize: int = 0,
         max_deliveries: int = 0,
+        group_access: bool = False,
     ) -> DQue:
         """Create the queue ``dirpath/name`` (parents too) and open it.
 
         ``max_deliveries`` (0: no limit) moves an item handed out that many
         times under a lease without an ack to the dead-letter queue
         ``dirpath/name.dead`` instead of handing it out again.
+
+        The queue is private: its directory is 0700 and its files 0600,
+        whatever the umask (missing parents get the usual permissions; an
+        existing empty directory is made 0700 too, if this user may change it).
+        ``group_access=True`` makes them 0770/0660, for processes of other
+        users in the directory's group; it is stored with the queue.
 
         Raises FileExistsError if a queue is already there, NotADirectoryError
         if the path is a file, LockedError if another handle holds it.
@@ -127,6 +134,8 @@ class DQue(Leasing):
         check_int(segment_size, "segment_size", 1)
         check_int(maxsize, "maxsize", 0)
         check_int(max_deliveries, "max_deliveries", 0)
+        if not isinstance(group_access, bool):
+            raise TypeError(f"group_access must be True or False, not {type(group_access).__name__}")
         ser_name, ser = resolve(serializer)
         turbo = bool(turbo)
         _check_is_dir(qdir)
@@ -135,17 +144,21 @@ class DQue(Leasing):
         parent = os.path.dirname(qdir) or "."
         _check_is_dir(parent)
         try:
-            os.makedirs(qdir, exist_ok=True)
+            _fs.make_dir(qdir, _fs.dir_mode(group_access))
         except FileExistsError:
             raise NotADirectoryError(f"a part of {qdir} is a file") from None
         _fs.sync_dir(parent)
-        lock = DirLock(qdir)
+        lock = DirLock(qdir, _fs.file_mode(group_access))
         lock.acquire()
         try:
             if _config.exists(qdir):
                 raise FileExistsError(f"queue {qdir} already exists")
             config = _config.Config(
-                segment_size=segment_size, serializer=ser_name, maxsize=maxsize, max_deliveries=max_deliveries
+                segment_size=segment_size,
+                serializer=ser_name,
+                maxsize=maxsize,
+                max_deliveries=max_deliveries,
+                group_access=group_access,
             )
             _config.write(qdir, config)
             return cls(qdir, config, ser, lock, turbo)
@@ -205,8 +218,12 @@ class DQue(Leasing):
         serializer: str | Serializer | None = None,
         maxsize: int | None = None,
         max_deliveries: int | None = None,
+        group_access: bool = False,
     ) -> DQue:
         """Open the queue if it exists, else create it.
+
+        ``group_access`` applies when creating (see :meth:`new`); an existing
+        queue keeps the permissions it was created with.
 
         ``segment_size`` (default 1000), ``maxsize`` and ``max_deliveries``
         (default 0) apply when creating; an existing queue keeps its own, and
@@ -224,6 +241,7 @@ class DQue(Leasing):
                     serializer=serializer,
                     maxsize=0 if maxsize is None else maxsize,
                     max_deliveries=0 if max_deliveries is None else max_deliveries,
+                    group_access=group_access,
                 )
             except FileExistsError:
                 if not _config.exists(qdir):
@@ -822,7 +840,11 @@ class DQue(Leasing):
             self._all_tasks_done.notify_all()
 
     def _wait_locked(self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type) -> None:
-        """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close."""
+        """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close.
+
+        ``timeout``: None or ``inf`` waits forever, a huge one as long as asked
+        (in steps of at most ``threading.TIMEOUT_MAX``, the most a wait takes).
+        """
         if ready():
             return
         endtime = None if timeout is None else monotonic() + timeout
@@ -839,7 +861,7 @@ class DQue(Leasing):
                     remaining = endtime - monotonic()
                     if remaining <= 0.0:
                         raise error
-                    cond.wait(remaining)
+                    cond.wait(min(remaining, threading.TIMEOUT_MAX))
         finally:
             setattr(self, counter, getattr(self, counter) - 1)
         if self._closed:
