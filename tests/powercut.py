@@ -338,18 +338,18 @@ class PowerLayer:
 
     # ------------------------------------------------------------ the hooks
 
-    def _open_append(self, path: str) -> int:
-        return self._open("open_append", path)
+    def _open_append(self, path: str, *mode: int) -> int:
+        return self._open("open_append", path, *mode)
 
-    def _open_rw(self, path: str) -> int:
-        return self._open("open_rw", path)
+    def _open_rw(self, path: str, *mode: int) -> int:
+        return self._open("open_rw", path, *mode)
 
-    def _open(self, call: str, path: str) -> int:
+    def _open(self, call: str, path: str, *mode: int) -> int:
         with self._mutex:
             p, d, name = self._locate(path)
             if self._begin(call, p):
                 raise self._power_off(call)
-            fd = self._orig[call](path)
+            fd = self._orig[call](path, *mode)
             inode = d.live.get(name)
             if inode is None:
                 inode = _Inode()

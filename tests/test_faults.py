@@ -275,10 +275,10 @@ def test_no_room_for_the_next_segment_file_loses_no_item(tmp_path, monkeypatch, 
     q.enqueue_many(range(6))
     real_open = _fs.open_rw
 
-    def no_inodes(path):
+    def no_inodes(path, *mode):
         if not os.path.exists(path):
             raise oserror(errno.ENOSPC)
-        return real_open(path)
+        return real_open(path, *mode)
 
     monkeypatch.setattr(_fs, "open_rw", no_inodes)
     got = []
@@ -447,7 +447,7 @@ def test_enqueue_many_over_segments_on_a_full_disk_adds_nothing(tmp_path, monkey
     q.enqueue(0)
     real_create = Segment.create
     monkeypatch.setattr(
-        Segment, "create", classmethod(lambda cls, d, n: (_ for _ in ()).throw(oserror(errno.ENOSPC)) if n == 3 else real_create(d, n))
+        Segment, "create", classmethod(lambda cls, d, n, *m: (_ for _ in ()).throw(oserror(errno.ENOSPC)) if n == 3 else real_create(d, n, *m))
     )
     with pytest.raises(OSError):
         q.enqueue_many(range(1, 9))  # needs segments 2 and 3

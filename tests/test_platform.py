@@ -84,11 +84,6 @@ def test_group_access_queue(tmp_path, umask):
     assert _mode(qdir / "dque.clean") == 0o660
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine does not pass the queue's file mode to Segment.create yet "
-    "(_fs.open_rw(path, mode=config.file_mode)); remove this marker when it does",
-)
 def test_group_access_segment_files(tmp_path, umask):
     with dque.new("q", tmp_path, segment_size=2, group_access=True) as q:
         _fill(q)

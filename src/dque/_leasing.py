@@ -147,7 +147,7 @@ class Leasing:
             seg.reserve(len(ack))  # first: once the item is in the dead-letter queue, the ACK cannot fail
             dead = type(self).new_or_open(
                 self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
-                serializer=self._serializer,
+                serializer=self._serializer, group_access=self.group_access,
             )
             try:
                 dead._put_payloads([payload])  # durable on return: the dead-letter queue is in safe mode

@@ -270,6 +270,8 @@ class DQue(Leasing):
         self.serializer_name = config.serializer
         self.maxsize = config.maxsize
         self.max_deliveries = config.max_deliveries
+        self.group_access = config.group_access
+        self._file_mode = config.file_mode  # of the segment files it creates
         self._serializer = serializer
         self._dumps = None if isinstance(serializer, PickleSerializer) else serializer.dumps
         self._loads = serializer.loads
@@ -352,7 +354,7 @@ class DQue(Leasing):
         qdir, size = self.path, self.segment_size
         numbers = segment_numbers_on_disk(qdir)
         if not numbers:
-            self._head = self._tail = Segment.create(qdir, 1)
+            self._head = self._tail = Segment.create(qdir, 1, self._file_mode)
             _fs.sync_dir(qdir)
             self._size = 0
             return
@@ -363,7 +365,7 @@ class DQue(Leasing):
             damaged_tail_live = self._live_of(tail)  # (its items before the damage: exact, not assumed)
             tail.close()
             numbers.append(last + 1)
-            tail = Segment.create(qdir, last + 1)
+            tail = Segment.create(qdir, last + 1, self._file_mode)
             _fs.sync_dir(qdir)
         tail.open()
         self._tail = tail
@@ -430,7 +432,7 @@ class DQue(Leasing):
         May raise OSError (no descriptor, no room for a file): nothing changed then.
         """
         if old is self._tail:
-            return Segment.create(self.path, old.number + 1)
+            return Segment.create(self.path, old.number + 1, self._file_mode)
         if self._middle:  # numbers may skip: a segment emptied while an older one lingered is gone
             return Segment.load(self.path, self._middle[0], last=False, head=True)
         tail = self._tail
@@ -591,7 +593,7 @@ class DQue(Leasing):
         """
         old = self._tail
         if new is None:
-            new = Segment.create(self.path, old.number + 1)  # first: if this fails, nothing changed
+            new = Segment.create(self.path, old.number + 1, self._file_mode)  # first: if this fails, nothing changed
         self._dir_dirty = True
         if old is not self._head:
             try:
@@ -643,7 +645,7 @@ class DQue(Leasing):
             while start < total:
                 stop = min(start + size, total)
                 number += 1
-                seg = Segment.create(self.path, number)
+                seg = Segment.create(self.path, number, self._file_mode)
                 chunks.append((seg, start, stop, b"".join(records[start:stop])))
                 seg.reserve(len(chunks[-1][3]))
                 start = stop

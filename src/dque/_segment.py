@@ -66,10 +66,10 @@ class Segment:
         self.damage: Damage | None = None  # not appendable; reported when the reader reaches it
 
     @classmethod
-    def create(cls, qdir: str, number: int) -> Segment:
-        """A new empty segment file (the caller makes the directory entry durable)."""
+    def create(cls, qdir: str, number: int, mode: int = _fs.FILE_MODE) -> Segment:
+        """A new empty segment file, permissions ``mode`` (the caller makes the directory entry durable)."""
         seg = cls(qdir, number)
-        seg.fd = _fs.open_rw(seg.path)
+        seg.fd = _fs.open_rw(seg.path, mode)
         try:
             _fs.truncate(seg.fd, 0)  # a leftover of the same name would be stale
         except BaseException:
