@@ -60,6 +60,7 @@ from .errors import (
     ConfigError,
     CorruptedError,
     Empty,
+    ForkedError,
     Full,
     SerializationError,
     ShutDown,
@@ -277,6 +278,7 @@ class DQue(Leasing):
         self._loads = serializer.loads
         self._lock = lock
         self._pid = os.getpid()  # a forked child's copy of the handle must leave the queue alone
+        self._forked = False  # this is a forked child's copy: every call raises ForkedError
 
         # One mutex guards everything below, and every write to the files.
         # Invariants while it is not held:
@@ -347,6 +349,7 @@ class DQue(Leasing):
                     except BaseException:
                         pass
             raise
+        _HANDLES.add(self)
         if turbo:
             self._start_syncer()
 
@@ -887,6 +890,12 @@ class DQue(Leasing):
         if self._closed:
             if self._poisoned is not None:
                 raise self._poisoned
+            if self._forked:
+                raise ForkedError(
+                    f"queue {self.path} was opened in process {self._pid}, before this process was forked from it: "
+                    "a forked child cannot use that handle (the same items would go to both processes). "
+                    "Open the queue in the child once the parent has closed it, or share it with dque.ProcessSafeDQue"
+                )
             raise ClosedError(f"queue {self.path} is closed")
 
     def _serialize(self, item: Any) -> tuple[bytes, bytes]:
@@ -1508,10 +1517,38 @@ class DQue(Leasing):
         except BaseException:  # nothing may escape a finalizer
             pass
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"a DQue handle cannot be pickled or sent to another process ({self.path}): "
+            "to share a queue with Pool workers or other processes, use dque.ProcessSafeDQue(name, dirpath), "
+            "whose handles pickle"
+        )
+
+    def _after_fork_in_child(self) -> None:
+        """(In a forked child, one thread.) Make this copy of the handle refuse every call."""
+        self._forked = self._closed = True
+        self._mutex = threading.Lock()  # a parent thread may have held it at the fork
+        for name in ("_not_empty", "_peekable", "_not_full", "_all_tasks_done", "_lease_timer"):
+            setattr(self, name, threading.Condition(self._mutex))
+        self._commit = GroupCommit(self.path)
+        self._syncer = self._expirer = None  # (threads do not survive a fork)
+
     def __repr__(self) -> str:
         state = "closed" if self._released else "poisoned" if self._poisoned else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
+
+
+_HANDLES: weakref.WeakSet[DQue] = weakref.WeakSet()  # the open handles of this process
+
+
+def _after_fork_in_child() -> None:
+    for handle in list(_HANDLES):
+        handle._after_fork_in_child()
+    _HANDLES.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _FailedSync(Exception):

@@ -22,6 +22,7 @@ __all__ = [
     "LeaseError",
     "SyncError",
     "ShutDown",
+    "ForkedError",
 ]
 
 
@@ -43,6 +44,16 @@ class LockedError(DQueError):
 
 class ClosedError(DQueError):
     """The queue handle was closed; also raised in callers blocked when it closed."""
+
+
+class ForkedError(ClosedError):
+    """A ``DQue`` handle opened before a fork was used in the forked child.
+
+    The child's copy of a handle is a copy of the parent's state: using it
+    would hand the same items to both processes. In the child, open the queue
+    after the parent has closed it, or share one queue among processes with
+    ``dque.ProcessSafeDQue`` (which works across fork, spawn and forkserver).
+    """
 
 
 class SerializationError(DQueError):
