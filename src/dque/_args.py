@@ -53,7 +53,9 @@ def queue_dir(name: Any, dirpath: Any) -> str:
         raise ValueError(f"bad queue name {name!r}: it must be a plain file name (no path separators)")
     if not isinstance(dirpath, (str, os.PathLike)):
         raise TypeError(f"dirpath must be a str or path, not {type(dirpath).__name__}")
-    return os.path.join(os.fspath(dirpath), name)
+    # Absolute, resolved when the handle is made: a process with another working directory
+    # (a Pool worker after os.chdir, a handle unpickled elsewhere) still finds the queue.
+    return os.path.join(os.path.abspath(os.fspath(dirpath)), name)
 
 
 def check_options(segment_size: Any, maxsize: Any, max_deliveries: Any, serializer: Any) -> None:

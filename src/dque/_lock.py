@@ -15,6 +15,7 @@ group access; see ``_fs``), exactly, whatever the umask.
 
 from __future__ import annotations
 
+import json
 import os
 
 import filelock
@@ -60,9 +61,31 @@ class DirLock:
         self._lock.release(force=True)
 
 
+OWNER_NAME = "dque.owner"  # written by a ProcessSafeDQue owner while it runs (see _process.py)
+
+
+def _owner_pid(qdir: str) -> int | None:
+    """The pid in the queue's owner file, if one is there and that process lives."""
+    try:
+        with open(os.path.join(qdir, OWNER_NAME), "rb") as f:
+            pid = json.loads(f.read(1 << 16)).get("pid")
+        if isinstance(pid, int) and pid > 0:
+            os.kill(pid, 0)
+            return pid
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
 def locked_message(qdir: str, lock_path: str) -> str:
     """What a LockedError says: who may hold the queue, and how to share it instead."""
     dirpath, name = os.path.split(qdir)
+    pid = _owner_pid(qdir)
+    if pid is not None:
+        return (
+            f"queue {qdir} is held by the ProcessSafeDQue owner process {pid}: attach to it with "
+            f"dque.attach({name!r}, {dirpath!r}) or ProcessSafeDQue(..., if_locked='attach')"
+        )
     return (
         f"queue {qdir} is open elsewhere: another handle or another process holds its lock {lock_path}. "
         "A queue has one open handle at a time. To share it: if the holder is a ProcessSafeDQue owner, "

@@ -141,7 +141,7 @@ class DQue(Leasing):
         turbo = bool(turbo)
         _check_is_dir(qdir)
         if _config.exists(qdir):
-            raise FileExistsError(f"queue {qdir} already exists")
+            raise FileExistsError(f"queue {qdir} already exists: open it with dque.open, or use dque.new_or_open")
         parent = os.path.dirname(qdir) or "."
         _check_is_dir(parent)
         try:
@@ -153,7 +153,7 @@ class DQue(Leasing):
         lock.acquire()
         try:
             if _config.exists(qdir):
-                raise FileExistsError(f"queue {qdir} already exists")
+                raise FileExistsError(f"queue {qdir} already exists: open it with dque.open, or use dque.new_or_open")
             config = _config.Config(
                 segment_size=segment_size,
                 serializer=ser_name,
