@@ -29,6 +29,8 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from functools import lru_cache
+from itertools import islice
 from time import monotonic
 from typing import Any
 from zlib import crc32
@@ -801,8 +803,59 @@ class DQue(Leasing):
         return [e[3] for e in entries]
 
     def _take_locked(self, limit: int, raw: bool = False) -> list[Any]:
-        """Remove and return up to ``limit`` items (payload bytes if ``raw``): at least one, or raise."""
-        return self._delete_locked(self._pop_locked(limit, raw))
+        """Remove and return up to ``limit`` items (payload bytes if ``raw``): at least one, or raise.
+
+        The common case, a head with nothing out and nobody waiting to put, takes a run of
+        the head's items with one store of their delete markers: ``dequeue_many(100)`` gives
+        1.33x (1.30-1.43) the items/s of the general path below (stress/ab.py, 5 rounds, this
+        commit against the one before), 1.4-1.7x single dequeues where it gave 1.04x; what
+        is left per item is unpickling and the scan of each segment as it becomes the head. A
+        run ends at the end of the head segment; the next segment's run follows, each one
+        committed on its own: a failure after the first run ends the batch early (the next
+        call reports it), never undoes a run.
+        """
+        head = self._head
+        if self._returned or head.out or self._waiting_putters or self._shutdown or not head.pending:
+            return self._delete_locked(self._pop_locked(limit, raw))
+        out: list[Any] = []
+        loads = self._loads
+        while True:
+            pending = head.pending
+            payloads = [payload for _, payload in islice(pending, limit - len(out))]
+            if raw:
+                items: list[Any] = payloads
+            else:
+                items = []
+                try:
+                    for payload in payloads:
+                        items.append(loads(payload))
+                except Exception:
+                    if not items and not out:
+                        return self._delete_locked(self._pop_locked(limit, raw))  # raises SerializationError
+                    # (the item that does not deserialize stays at the head: the next call reports it)
+            n = len(items)
+            if n:
+                try:
+                    head.store(_delete_markers(n), DELETE)  # (OSError if there is no room: nothing changed)
+                except OSError:
+                    if out:
+                        return out
+                    raise
+                for _ in range(n):
+                    pending.popleft()
+                head.removed += n
+                self._size -= n
+                self._write_seq += 1
+                out.extend(items)
+            if len(out) >= limit or pending or n < len(payloads):
+                return out
+            try:
+                self._settle_head_locked()  # the head is used up: on to the next segment
+            except Exception:
+                return out  # (the next call reports it)
+            head = self._head
+            if self._returned or head.out or not head.pending:
+                return out
 
     def _take_one_locked(self, raw: bool = False) -> Any:
         """``_take_locked(1, raw)[0]``, the common case (no leases, nobody waiting) kept short."""
@@ -1537,6 +1590,12 @@ class DQue(Leasing):
         state = "closed" if self._released else "poisoned" if self._poisoned else f"size={self._size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
+
+
+@lru_cache(maxsize=64)
+def _delete_markers(n: int) -> bytes:
+    """``n`` delete markers as a store writes them first (the first one's type byte 0)."""
+    return UNCOMMITTED_DELETE_MARKER + DELETE_MARKER * (n - 1)
 
 
 _HANDLES: weakref.WeakSet[DQue] = weakref.WeakSet()  # the open handles of this process
