@@ -14,6 +14,7 @@ import threading
 import pytest
 
 import dque
+from dque._queue import DEFAULT_SEGMENT_BYTES
 from dque import _args, _config
 
 INF = float("inf")
@@ -313,8 +314,8 @@ def test_missing_optional_fields_take_their_defaults(qdir):
 
 def test_another_format_version_says_so(qdir):
     path = _make_queue(qdir)
-    _edit(path, _set("format", 2))
-    with pytest.raises(dque.ConfigError, match="format 2 is not one this dque reads"):
+    _edit(path, _set("format", 99))
+    with pytest.raises(dque.ConfigError, match="format 99 is not one this dque reads"):
         dque.open("q", qdir)
 
 
@@ -336,7 +337,13 @@ def test_config_round_trip_keeps_every_field(qdir):
     path = _make_queue(qdir, maxsize=9, max_deliveries=4, serializer="json")
     config = _config.read(os.path.dirname(path))
     assert config == _config.Config(
-        segment_size=2, serializer="json", maxsize=9, max_deliveries=4, format=1, group_access=False
+        segment_size=2,
+        serializer="json",
+        maxsize=9,
+        max_deliveries=4,
+        format=_config.FORMAT_VERSION,
+        group_access=False,
+        segment_bytes=DEFAULT_SEGMENT_BYTES,
     )
     with open(path) as f:
         assert json.load(f)["group_access"] is False

@@ -421,10 +421,11 @@ LARGE_WRITER = """
 import sys, time, dque
 q = dque.new("q", sys.argv[1], segment_size=1000, turbo=True)
 size = int(sys.argv[2])
-sys.stdout.write("R")
-sys.stdout.flush()
 for i in range((4 << 20) // size):  # 4 MB at most: the kill comes while it writes
     q.enqueue(b"%012d" % i * (size // 12))  # no zero bytes: a torn copy does not look like reserved room
+    if i == 0:  # ready once one item is in (on a loaded machine the kill could come before any)
+        sys.stdout.write("R")
+        sys.stdout.flush()
 time.sleep(60)
 """
 

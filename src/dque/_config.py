@@ -24,7 +24,8 @@ from . import _fs
 from .errors import ConfigError
 
 CONFIG_NAME = "dque.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what new queues are made with
+READABLE_FORMATS = (1, 2)  # 2 adds seal records and segment_bytes; a format-1 queue keeps format 1
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,13 @@ class Config:
     format: int = FORMAT_VERSION
     # Group members may read and write the queue (files 0660, directory 0770); else owner only.
     group_access: bool = False
+    # A segment rolls over once its records take this many bytes (0: no byte bound; format 1 queues).
+    segment_bytes: int = 0
+
+    @property
+    def seals(self) -> bool:
+        """Full segments get a seal record (format 2): an open after a crash need not read them."""
+        return self.format >= 2
 
     @property
     def file_mode(self) -> int:
@@ -54,12 +62,13 @@ def _is_int(value: Any) -> bool:
 
 # field: (required, accepts(value), what it must be)
 _FIELDS: dict[str, tuple[bool, Any, str]] = {
-    "format": (True, _is_int, f"the int {FORMAT_VERSION}"),
+    "format": (True, _is_int, f"one of the ints {READABLE_FORMATS}"),
     "segment_size": (True, lambda v: _is_int(v) and v >= 1, "an int >= 1"),
     "serializer": (True, lambda v: isinstance(v, str) and bool(v), "a non-empty string (a serializer's name)"),
     "maxsize": (False, lambda v: _is_int(v) and v >= 0, "an int >= 0 (0: no bound)"),
     "max_deliveries": (False, lambda v: _is_int(v) and v >= 0, "an int >= 0 (0: no limit)"),
     "group_access": (False, lambda v: isinstance(v, bool), "true or false"),
+    "segment_bytes": (False, lambda v: _is_int(v) and v >= 0, "an int >= 0 (0: no byte bound)"),
 }
 
 _FIX = (
@@ -98,9 +107,9 @@ def read(qdir: str) -> Config:
         raise ConfigError(f"the queue config {path} is not valid JSON ({exc}); {_FIX}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"the queue config {path} holds a JSON {type(raw).__name__}, not an object; {_FIX}")
-    if _is_int(raw.get("format")) and raw["format"] != FORMAT_VERSION:
+    if _is_int(raw.get("format")) and raw["format"] not in READABLE_FORMATS:
         raise ConfigError(
-            f"{path}: format {raw['format']} is not one this dque reads ({FORMAT_VERSION}); "
+            f"{path}: format {raw['format']} is not one this dque reads {READABLE_FORMATS}; "
             "open the queue with the dque version that made it"
         )
     values = {}

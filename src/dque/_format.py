@@ -5,7 +5,7 @@ A record is a 12-byte header and a payload::
 
     crc    u32 LE   CRC-32 (zlib) of bytes 4..12 of the header followed by the payload
     length u32 LE   payload length in bytes
-    type   u8       1 = item, 2 = delete marker, 3 = lease, 4 = ack
+    type   u8       1 = item, 2 = delete marker, 3 = lease, 4 = ack, 5 = seal
     zero   u8       always 0
     hcrc   u16 LE   low 16 bits of CRC-32 of bytes 4..10 (length, type, zero)
 
@@ -24,6 +24,8 @@ ITEM = 1  # payload: the serialized item
 DELETE = 2  # no payload: deletes the segment's lowest-numbered live item
 LEASE = 3  # payload: u32 item index; that item was handed out under a lease
 ACK = 4  # payload: u32 item index; deletes that item
+SEAL = 5  # payload: u32 item records before it, u32 its own offset; written only after a sync of all before it
+SEAL_SIZE = 20
 MAX_PAYLOAD = 0xFFFF_FFFF
 
 _HEAD = struct.Struct("<IBB")  # length, type, zero
@@ -96,6 +98,34 @@ def encode_index_record(rtype: int, index: int) -> bytes:
     return record
 
 
+def encode_seal(items: int, offset: int) -> bytes:
+    """The seal of a segment of ``items`` item records (and nothing else), placed at ``offset``.
+
+    A seal is written only after everything before it was synced, and only
+    at the end of a segment that holds nothing but item records: finding it
+    as the last record of a file, whole, proves that the file's ``items``
+    records are on stable storage, so an open after a crash can count them
+    without reading them (see docs/format.md).
+    """
+    rest = _header_rest(8, SEAL)
+    payload = items.to_bytes(4, "little") + offset.to_bytes(4, "little")
+    return CRC_FIELD.pack(crc32(payload, crc32(rest))) + rest + payload
+
+
+def read_seal(tail: bytes, size: int) -> int | None:
+    """The item count of the seal that ends a file of ``size`` bytes whose last bytes are ``tail``; None if none."""
+    if len(tail) < SEAL_SIZE or size < SEAL_SIZE:
+        return None
+    record = tail[-SEAL_SIZE:]
+    crc, length, rtype, zero, hcrc = _FULL.unpack_from(record)
+    if rtype != SEAL or length != 8 or zero or crc != crc32(record[4:]):
+        return None
+    items = int.from_bytes(record[12:16], "little")
+    if int.from_bytes(record[16:20], "little") != size - SEAL_SIZE:
+        return None
+    return items
+
+
 CHECKSUM_MISMATCH = "record checksum mismatch"
 
 
@@ -161,7 +191,9 @@ def scan(data: bytes) -> Scan:
             # reserved for records (a power cut may keep any prefix of the writes).
             if not rtype:
                 out.damage = Damage(pos, "store not finished", torn=True)
-            elif zero or rtype > ACK or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
+            elif rtype == SEAL and length == 8 and end >= size:
+                out.damage = Damage(pos, "seal not written to its end", torn=True)  # (never damage: a seal is a hint)
+            elif zero or rtype > SEAL or hcrc != crc32(data[pos + 4 : pos + 10]) & 0xFFFF:
                 out.damage = Damage(pos, "bad record header", torn=not any(data[pos + HEADER_SIZE :]))
             elif end > size:
                 out.damage = Damage(pos, "record runs past the end of the file", torn=True)
@@ -191,6 +223,8 @@ def scan(data: bytes) -> Scan:
                 out.removed += 1
             else:
                 deliveries[index] = deliveries.get(index, 0) + 1
+        elif rtype == SEAL and length == 8:
+            pass  # a count for an open after a crash; nothing to replay
         else:
             out.damage = Damage(pos, "bad record header", torn=False)
             break

@@ -258,6 +258,16 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
+def read_tail(path: str, n: int) -> tuple[int, bytes]:
+    """``(size, last n bytes)`` of the file ``path`` (fewer bytes if it is shorter)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
+    try:
+        size = os.fstat(fd).st_size
+        return size, os.pread(fd, min(n, size), max(0, size - n))
+    finally:
+        os.close(fd)
+
+
 def sync_dir(path: str) -> None:
     """Make the directory's entries (created, renamed, removed files) durable."""
     _fsync_dir(path)

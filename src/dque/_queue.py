@@ -28,7 +28,7 @@ import pickle
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import islice
 from time import monotonic
@@ -46,16 +46,19 @@ from ._format import (
     ITEM,
     ITEM_RESTS,
     MAX_PAYLOAD,
+    SEAL_SIZE,
     SMALL,
     UNCOMMITTED_DELETE_MARKER,
     encode_index_record,
     encode_item,
+    encode_seal,
     item_header_rest,
+    read_seal,
     uncommitted,
 )
 from ._leasing import LeaseState, Leasing, by_number
 from ._lock import DirLock
-from ._segment import Segment, by_segment, segment_numbers_on_disk
+from ._segment import Segment, by_segment, close_fd, segment_numbers_on_disk, segment_path
 from ._serializers import PickleSerializer, Serializer, resolve
 from .errors import (
     ClosedError,
@@ -70,6 +73,7 @@ from .errors import (
 )
 
 DEFAULT_SEGMENT_SIZE = 1000
+DEFAULT_SEGMENT_BYTES = 16 << 20  # (a head segment's unread items are in memory: this bounds them)
 _pickle_dumps = pickle.dumps
 _pack_crc = CRC_FIELD.pack
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -117,8 +121,14 @@ class DQue(Leasing):
         maxsize: int = 0,
         max_deliveries: int = 0,
         group_access: bool = False,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     ) -> DQue:
         """Create the queue ``dirpath/name`` (parents too) and open it.
+
+        A segment file holds at most ``segment_size`` items, and rolls over
+        once its records take ``segment_bytes`` bytes (0: no byte bound): what
+        a process keeps in memory of a queue is bounded by that, whatever the
+        size of the items.
 
         ``max_deliveries`` (0: no limit) moves an item handed out that many
         times under a lease without an ack to the dead-letter queue
@@ -137,6 +147,7 @@ class DQue(Leasing):
         check_int(segment_size, "segment_size", 1)
         check_int(maxsize, "maxsize", 0)
         check_int(max_deliveries, "max_deliveries", 0)
+        check_int(segment_bytes, "segment_bytes", 0)
         if not isinstance(group_access, bool):
             raise TypeError(f"group_access must be True or False, not {type(group_access).__name__}")
         ser_name, ser = resolve(serializer)
@@ -162,6 +173,7 @@ class DQue(Leasing):
                 maxsize=maxsize,
                 max_deliveries=max_deliveries,
                 group_access=group_access,
+                segment_bytes=segment_bytes,
             )
             _config.write(qdir, config)
             return cls(qdir, config, ser, lock, turbo)
@@ -222,6 +234,7 @@ class DQue(Leasing):
         maxsize: int | None = None,
         max_deliveries: int | None = None,
         group_access: bool = False,
+        segment_bytes: int | None = None,
     ) -> DQue:
         """Open the queue if it exists, else create it.
 
@@ -245,6 +258,7 @@ class DQue(Leasing):
                     maxsize=0 if maxsize is None else maxsize,
                     max_deliveries=0 if max_deliveries is None else max_deliveries,
                     group_access=group_access,
+                    segment_bytes=DEFAULT_SEGMENT_BYTES if segment_bytes is None else segment_bytes,
                 )
             except FileExistsError:
                 if not _config.exists(qdir):
@@ -254,6 +268,7 @@ class DQue(Leasing):
             ("segment_size", segment_size, q.segment_size),
             ("maxsize", maxsize, q.maxsize),
             ("max_deliveries", max_deliveries, q.max_deliveries),
+            ("segment_bytes", segment_bytes, q.segment_bytes),
         ):
             if asked is not None and asked != kept:
                 import warnings
@@ -274,6 +289,9 @@ class DQue(Leasing):
         self.maxsize = config.maxsize
         self.max_deliveries = config.max_deliveries
         self.group_access = config.group_access
+        self.segment_bytes = config.segment_bytes
+        self._byte_cap = config.segment_bytes or 1 << 62  # a segment rolls once its records reach it
+        self._seals = config.seals  # format 2: full segments get a seal (see _seal_locked)
         self._file_mode = config.file_mode  # of the segment files it creates
         self._serializer = serializer
         self._dumps = None if isinstance(serializer, PickleSerializer) else serializer.dumps
@@ -322,6 +340,7 @@ class DQue(Leasing):
         self._syncer_wake = threading.Event()
         self._rolled: list[str] = []  # full segment files not synced yet (turbo)
         self._doomed: list[str] = []  # used segment files not deleted yet (turbo)
+        self._unsealed: dict[str, tuple[int, int]] = {}  # rolled, not synced yet: path -> (items, end) for its seal
 
         self._middle: deque[int] = deque()
         self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
@@ -385,15 +404,23 @@ class DQue(Leasing):
         # the first untouched one. After a crash any of them may (turbo mode
         # may lose the unsynced end of a full segment), so all are read.
         clean = self._was_closed_cleanly()
+        # A format-2 queue's full segments end with a seal (written once all before it was
+        # synced: see docs/format.md) that gives the count without reading the file, crash
+        # or not; segments may hold fewer than segment_size items (segment_bytes), so each
+        # is counted. A segment without a seal (never sealed, or written to since) is read.
         for number in self._middle:
             if number == last:
                 break  # the damaged old tail, counted above
-            found = Segment.load(qdir, number, last=False)
-            found.close()
-            live = self._live_of(found)
+            live = self._sealed_count(number) if self._seals else None
+            untouched = True
+            if live is None:
+                found = Segment.load(qdir, number, last=False)
+                found.close()
+                live = self._live_of(found)
+                untouched = not (found.removed or found.deliveries)
             if live != size:
                 self._middle_live[number] = live
-            elif clean and not (found.removed or found.deliveries):
+            elif clean and untouched and not self._seals:
                 break
         if damaged_tail_live is not None and self._middle and self._middle[-1] == last:
             if damaged_tail_live != size:
@@ -412,6 +439,14 @@ class DQue(Leasing):
         if self._dir_dirty:
             _fs.sync_dir(qdir)
             self._dir_dirty = False
+
+    def _sealed_count(self, number: int) -> int | None:
+        """The item count in the seal that ends segment ``number``; None if it does not end with one."""
+        try:
+            size, tail = _fs.read_tail(segment_path(self.path, number), SEAL_SIZE)
+        except OSError:
+            return None  # (read it instead)
+        return read_seal(tail, size)
 
     def _live_of(self, seg: Segment) -> int:
         """The items of a loaded segment that will be handed out (not those due to the dead-letter queue)."""
@@ -539,8 +574,10 @@ class DQue(Leasing):
         doomed, self._doomed = self._doomed, []
         return rolled, doomed
 
-    def _requeue_background_locked(self, rolled: list[str], doomed: list[str]) -> None:
-        """Keep work that _finish_background could not do for the next time."""
+    def _requeue_background_locked(self, rolled: list[str], doomed: list[str], synced: Sequence[str] = ()) -> None:
+        """After _finish_background: seal what it synced, keep what it could not do for the next time."""
+        if synced:
+            self._seal_synced_locked(synced)
         self._rolled[:0] = rolled
         self._doomed[:0] = doomed
         if doomed:
@@ -600,23 +637,27 @@ class DQue(Leasing):
         if new is None:
             new = Segment.create(self.path, old.number + 1, self._file_mode)  # first: if this fails, nothing changed
         self._dir_dirty = True
+        sealable = old is not self._head and self._seals
+        if old.fd >= 0 and old.dirty and not self._turbo:
+            try:
+                _fs.datasync(old.fd)
+            except OSError as exc:
+                new.drop()
+                raise self._sync_failed_locked(exc) from exc
+            old.dirty = False
+        if sealable and not self._turbo:
+            self._seal_locked(old)  # after the sync of everything before it (turbo: once it is synced)
         if old is not self._head:
             try:
-                old.trim()  # drop its reserved room before the sync
+                old.trim()  # drop its reserved room
             except OSError:
                 pass  # the room stays (zeros after the last record); the next open cuts it
-        if old.fd >= 0 and old.dirty:
-            if self._turbo:
-                self._rolled.append(old.path)
-                old.dirty = False
-                self._background_locked()
-            else:
-                try:
-                    _fs.datasync(old.fd)
-                except OSError as exc:
-                    new.drop()
-                    raise self._sync_failed_locked(exc) from exc
-                old.dirty = False
+        if old.fd >= 0 and old.dirty and self._turbo:
+            self._rolled.append(old.path)
+            if sealable:
+                self._unsealed[old.path] = (old.added, old.end)
+            old.dirty = False
+            self._background_locked()
         if old is not self._head:
             try:
                 old.close()
@@ -629,6 +670,45 @@ class DQue(Leasing):
                 self._middle_live[old.number] = live
         self._tail = new
 
+    def _seal_locked(self, seg: Segment) -> None:
+        """Store the seal of a full segment that holds only items, all synced (safe mode's roll). Never raises.
+
+        No seal (no room left, say) only means an open after a crash reads the segment.
+        """
+        if seg.removed or seg.deliveries or seg.fd < 0:
+            return
+        try:
+            seg.reserve(SEAL_SIZE)
+        except OSError:
+            return
+        seg.append(encode_seal(seg.added, seg.end))
+
+    def _seal_synced_locked(self, synced: list[str]) -> None:
+        """(Turbo.) Seal the rolled segments that are now synced and still untouched between head and tail.
+
+        Appended through a descriptor of its own, only where the file ends
+        where the segment's records ended. Never raises: a seal is a hint.
+        """
+        for path in synced:
+            sealing = self._unsealed.pop(path, None)
+            number = int(os.path.basename(path).partition(".")[0])
+            if sealing is None or not self._middle or not self._middle[0] <= number <= self._middle[-1]:
+                continue  # (not to be sealed, or it is the head or before it by now)
+            items, end = sealing
+            if not os.path.exists(path):
+                continue
+            try:
+                fd = _fs.open_append(path, self._file_mode)
+            except OSError:
+                continue
+            try:
+                if _fs.file_size(fd) == end:
+                    _fs.write(fd, encode_seal(items, end))
+            except OSError:
+                pass
+            finally:
+                close_fd(fd)
+
     def _append_locked(self, records: list[bytes], payloads: list[bytes]) -> None:
         """Write item records at the tail, rolling segments as they fill: all or nothing.
 
@@ -636,24 +716,22 @@ class DQue(Leasing):
         (OSError, nothing changed, if there is none), then the stores.
         (enqueue keeps its own copy for one item.)
         """
-        size = self.segment_size
         total = len(records)
         tail = self._tail
-        first = min(max(size - tail.added, 0), total)
+        cuts = self._cuts_locked(records)
+        first = cuts[0]
         chunks: list[tuple[Segment | None, int, int, bytes]] = []  # (new segment or None for the tail, start, stop, bytes)
         if first:
             chunks.append((None, 0, first, records[0] if first == 1 else b"".join(records[:first])))
-        start, number = first, tail.number
+        number = tail.number
         try:
             if first:
                 tail.reserve(len(chunks[0][3]))
-            while start < total:
-                stop = min(start + size, total)
+            for start, stop in zip(cuts, cuts[1:], strict=False):
                 number += 1
                 seg = Segment.create(self.path, number, self._file_mode)
                 chunks.append((seg, start, stop, b"".join(records[start:stop])))
                 seg.reserve(len(chunks[-1][3]))
-                start = stop
         except BaseException:
             for seg, _, _, _ in chunks:
                 if seg is not None:
@@ -681,6 +759,34 @@ class DQue(Leasing):
         self._unfinished_tasks += total
         self._write_seq += 1
         self._wake_takers_locked(total)
+
+    def _cuts_locked(self, records: list[bytes]) -> list[int]:
+        """Where ``records`` go: the end index of each segment's run, the current tail's first (maybe empty).
+
+        A segment takes records while it holds fewer than ``segment_size`` and
+        its records take fewer than ``segment_bytes`` bytes (so a new one
+        takes at least one), as a single enqueue rolls over.
+        """
+        size, cap, n = self.segment_size, self._byte_cap, len(records)
+        tail = self._tail
+        added, used, i = tail.added, tail.end, 0
+        cuts = []
+        if used + sum(map(len, records)) < cap:  # (the common case: the byte bound is far)
+            i = min(max(size - added, 0), n) if used < cap else 0
+            cuts.append(i)
+            while i < n:
+                i = min(i + size, n)
+                cuts.append(i)
+            return cuts
+        while True:
+            while i < n and added < size and used < cap:
+                used += len(records[i])
+                added += 1
+                i += 1
+            cuts.append(i)
+            if i >= n:
+                return cuts
+            added = used = 0
 
     def _wake_takers_locked(self, count: int) -> None:
         """``count`` items became ready: wake as many takers, and every peeker."""
@@ -1022,7 +1128,7 @@ class DQue(Leasing):
                     _fs.close(fd)
                 except OSError:
                     pass
-        if left[0] or left[1]:
+        if left[0] or left[1] or left[2]:
             with self._mutex:
                 self._requeue_background_locked(*left)
         return target
@@ -1064,12 +1170,17 @@ class DQue(Leasing):
             if n < SMALL:  # the record as its store writes it first: type 0 (see _format.TYPE_OFFSET)
                 _, rest_crc, rest0 = ITEM_RESTS[n] or item_header_rest(n)
                 record = _pack_crc(crc32(payload, rest_crc)) + rest0 + payload
-            else:
-                payload, record = self._serialize(item)
-                record = uncommitted(record)
+                body = b""
+            else:  # a large item: pickled once, its payload copied once (into the map, as the body)
+                if n > MAX_PAYLOAD:
+                    raise SerializationError(f"item of {n} bytes is over the {MAX_PAYLOAD}-byte limit")
+                _, rest_crc, rest0 = item_header_rest(n)
+                record = _pack_crc(crc32(payload, rest_crc)) + rest0
+                body = payload
         else:
             payload, record = self._serialize(item)
             record = uncommitted(record)
+            body = b""
         with self._mutex:
             if self._closed:
                 self._check_open()
@@ -1079,10 +1190,10 @@ class DQue(Leasing):
                 raise Full
             # _append_locked([record], [payload]) for one item, inlined: a call costs 5% of an enqueue.
             tail = self._tail
-            if tail.added >= self.segment_size:
+            if tail.added >= self.segment_size or tail.end >= self._byte_cap:
                 self._roll_locked()
                 tail = self._tail
-            tail.store(record, ITEM)
+            tail.store(record, ITEM, body)
             if tail is self._head:
                 tail.pending.append((tail.added, payload))
             tail.added += 1
@@ -1527,9 +1638,10 @@ class DQue(Leasing):
         try:
             rolled, doomed = self._take_background_locked()
             try:
-                left_rolled, _ = _finish_background(rolled, doomed)
+                left_rolled, _, synced = _finish_background(rolled, doomed)
             except _FailedSync as failed:
                 raise failed.error from None
+            self._seal_synced_locked(synced)
             for seg in self._open_segments():
                 try:
                     seg.trim()  # drop the room reserved for records
@@ -1618,16 +1730,18 @@ class _FailedSync(Exception):
         self.error = error
 
 
-def _finish_background(rolled: list[str], doomed: list[str]) -> tuple[list[str], list[str]]:
+def _finish_background(rolled: list[str], doomed: list[str]) -> tuple[list[str], list[str], list[str]]:
     """Sync the rolled files, then delete the doomed ones (with or without the mutex).
 
     A rolled file is synced through a new descriptor (fdatasync flushes the
     file, whichever descriptor wrote it); one already moved aside or deleted
     needs nothing. Returns the paths it could not get to (no descriptor free,
-    a delete that failed), for later. Raises _FailedSync if a sync failed.
+    a delete that failed), for later, and the rolled ones it synced. Raises
+    _FailedSync if a sync failed.
     """
     left_rolled: list[str] = []
     left_doomed: list[str] = []
+    synced: list[str] = []
     for path in rolled:
         if not os.path.exists(path):
             continue
@@ -1643,10 +1757,8 @@ def _finish_background(rolled: list[str], doomed: list[str]) -> tuple[list[str],
         except OSError as exc:
             raise _FailedSync(exc) from exc
         finally:
-            try:
-                _fs.close(fd)
-            except OSError:
-                pass
+            close_fd(fd)
+        synced.append(path)
     for path in doomed:
         try:
             _fs.unlink(path)
@@ -1654,7 +1766,7 @@ def _finish_background(rolled: list[str], doomed: list[str]) -> tuple[list[str],
             pass  # already gone (a crash between the unlink and the list, or deleted by hand)
         except OSError:
             left_doomed.append(path)
-    return left_rolled, left_doomed
+    return left_rolled, left_doomed, synced
 
 
 def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: threading.Event) -> None:

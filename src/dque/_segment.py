@@ -165,21 +165,28 @@ class Segment:
         """Append records ``data``: in the OS when this returns. On failure nothing changed."""
         self.store(uncommitted(data), data[TYPE_OFFSET])
 
-    def store(self, records: bytes, rtype: int) -> None:
-        """Append ``records`` whose first type byte is 0, then write that byte, ``rtype``.
+    def store(self, records: bytes, rtype: int, body: bytes = b"") -> None:
+        """Append ``records`` whose first type byte is 0 (then ``body``, the rest of the last record), then
+        write that byte, ``rtype``.
 
         Until that last write the record reads as a store never finished (see
         _format.TYPE_OFFSET), whatever part of the rest a kill let through. In
         the OS when this returns; on failure (a full disk) nothing changed.
+        (``body`` lets a large item's payload be copied once, straight into the map.)
         """
         pos = self.end
-        end = pos + len(records)
+        end = pos + len(records) + len(body)
         if end > self.cap:  # (always so while the file is not open: see close and drop)
-            self.reserve(len(records))
+            self.reserve(end - pos)
             pos = self.end
-            end = pos + len(records)
+            end = pos + len(records) + len(body)
         m = self.map
-        m[pos:end] = records
+        if body:
+            mid = pos + len(records)
+            m[pos:mid] = records
+            m[mid:end] = body
+        else:
+            m[pos:end] = records
         m[pos + TYPE_OFFSET] = rtype
         self.end = end
         self.dirty = True

@@ -1,0 +1,163 @@
+"""Segments sized by bytes as well as items, and seals: an open after a crash counts without reading.
+
+A segment rolls over at ``segment_size`` items or once its records take
+``segment_bytes`` bytes, whichever comes first, so what a process holds of a
+queue in memory is bounded whatever the item size. A full segment of a
+format-2 queue ends with a seal, written only once everything before it is
+synced; an open (after a crash too) takes the count from it instead of
+reading the segment. Every test checks the items one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dque
+from dque import _format
+from dque._segment import Segment
+
+
+def segment_files(qdir: Path) -> list[Path]:
+    return sorted(qdir.glob("*.seg"))
+
+
+@pytest.mark.parametrize("turbo", [False, True], ids=["safe", "turbo"])
+def test_segments_roll_over_by_bytes(tmp_path, turbo):
+    big = b"x" * 3000
+    with dque.new("q", tmp_path, segment_size=1000, segment_bytes=10_000, serializer="bytes", turbo=turbo) as q:
+        for i in range(10):
+            q.enqueue(big + bytes([i]))
+        q.enqueue_many([big + bytes([10 + i]) for i in range(10)])
+        assert q.size() == 20
+    files = segment_files(tmp_path / "q")
+    assert len(files) >= 5  # 4 records of ~3 KB reach 10,000 bytes
+    for path in files[:-1]:
+        assert path.stat().st_size <= 10_000 + 3012 + _format.SEAL_SIZE
+    with dque.open("q", tmp_path) as q:
+        assert q.size() == 20
+        assert [q.dequeue()[-1] for _ in range(20)] == list(range(20))
+
+
+def test_memory_stays_bounded_with_large_items(tmp_path):
+    """Distinct 1 MB items, 128 MB through the queue in rounds of 64: with 4 MB segments the process's
+    peak RSS grows by about 10 MB (with no byte bound a 64-item head segment held 64 MB: 74 MB here)."""
+    script = f"""
+import resource, dque
+q = dque.new("q", {str(tmp_path)!r}, serializer="bytes", segment_bytes=4 << 20, turbo=True)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for round_ in range(2):
+    for i in range(64):
+        q.enqueue(bytes([i]) * (1 << 20))
+    for i in range(64):
+        item = q.dequeue()
+        assert len(item) == 1 << 20 and item[0] == i and item[-1] == i
+q.close()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    growth_kb = int(proc.stdout.strip())
+    assert growth_kb < 32 * 1024, f"peak RSS grew by {growth_kb} KB moving 128 MB of items"
+
+
+def _fill_and_kill(tmp_path: Path, turbo: bool, count: int, segment_size: int) -> None:
+    script = f"""
+import os, signal, time, dque
+q = dque.new("q", {str(tmp_path)!r}, segment_size={segment_size}, turbo={turbo})
+for start in range(0, {count}, 100):
+    q.enqueue_many(range(start, min(start + 100, {count})))
+q.dequeue_many(3)
+if {turbo}:
+    q.turbo_sync()  # (a SIGKILL loses nothing anyway; this lets the background seals land)
+    time.sleep(0.3)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("turbo", [False, True], ids=["safe", "turbo"])
+def test_an_open_after_sigkill_counts_sealed_segments_without_reading_them(tmp_path, monkeypatch, turbo):
+    _fill_and_kill(tmp_path, turbo, count=1000, segment_size=50)
+    loaded: list[int] = []
+    real_load = Segment.load.__func__
+
+    def counting_load(cls, qdir, number, **kw):
+        loaded.append(number)
+        return real_load(cls, qdir, number, **kw)
+
+    monkeypatch.setattr(Segment, "load", classmethod(counting_load))
+    with dque.open("q", tmp_path) as q:
+        read_at_open = sorted(set(loaded))
+        assert q.size() == 997
+        assert len(read_at_open) <= 3, f"an open after a crash read segments {read_at_open}"
+        got = []
+        while chunk := q.dequeue_many(500):
+            got.extend(chunk)
+    assert got == list(range(3, 1000))
+
+
+def test_a_torn_or_missing_seal_only_means_the_segment_is_read(tmp_path):
+    with dque.new("q", tmp_path, segment_size=5) as q:
+        q.enqueue_many(range(20))
+    files = segment_files(tmp_path / "q")
+    middle = files[1]
+    data = middle.read_bytes()
+    assert _format.read_seal(data[-_format.SEAL_SIZE :], len(data)) == 5
+    middle.write_bytes(data[:-_format.SEAL_SIZE] + data[-_format.SEAL_SIZE :][:14] + b"\0" * 6)  # a torn seal
+    other = files[2]
+    other.write_bytes(other.read_bytes()[: -_format.SEAL_SIZE])  # no seal at all
+    (tmp_path / "q" / "dque.clean").unlink()  # as after a crash
+    with dque.open("q", tmp_path) as q:
+        assert q.size() == 20
+        assert q.dequeue_many(100) == list(range(20))
+
+
+def test_a_seal_that_lies_about_its_place_is_not_trusted(tmp_path):
+    with dque.new("q", tmp_path, segment_size=5) as q:
+        q.enqueue_many(range(15))
+    middle = segment_files(tmp_path / "q")[1]
+    data = middle.read_bytes()
+    middle.write_bytes(data + _format.encode_seal(99, 0))  # a whole seal, but not where the records end
+    (tmp_path / "q" / "dque.clean").unlink()
+    with dque.open("q", tmp_path) as q:
+        assert q.size() == 15 or q.dequeue_many(100)[:5] == list(range(5))
+
+
+def test_a_format_1_queue_opens_unchanged_and_writes_no_seals(tmp_path):
+    with dque.new("q", tmp_path, segment_size=5) as q:
+        pass
+    config_path = tmp_path / "q" / "dque.json"
+    config = json.loads(config_path.read_text())
+    config["format"] = 1
+    del config["segment_bytes"]
+    config_path.write_text(json.dumps(config))
+    with dque.open("q", tmp_path) as q:
+        assert q.segment_bytes == 0
+        q.enqueue_many(range(12))
+    for path in segment_files(tmp_path / "q"):
+        data = path.read_bytes()
+        assert _format.read_seal(data[-_format.SEAL_SIZE :], len(data)) is None
+        assert _format.scan(data).damage is None
+    assert json.loads(config_path.read_text())["format"] == 1
+    with dque.open("q", tmp_path) as q:
+        assert q.dequeue_many(100) == list(range(12))
+
+
+def test_segment_bytes_is_checked_and_stored(tmp_path):
+    with pytest.raises(ValueError):
+        dque.new("q", tmp_path, segment_bytes=-1)
+    with pytest.raises(TypeError):
+        dque.new("q", tmp_path, segment_bytes="big")
+    dque.new("q", tmp_path, segment_bytes=12345).close()
+    assert json.loads((tmp_path / "q" / "dque.json").read_text())["segment_bytes"] == 12345
+    with dque.open("q", tmp_path) as q:
+        assert q.segment_bytes == 12345
+    assert os.path.exists(tmp_path / "q")
