@@ -29,7 +29,17 @@ from . import backends
 LINUX = sys.platform.startswith("linux")
 
 # (backend name prefix, test function name) -> the bug. A prefix "procs-" covers procs-fork and procs-spawn.
-KNOWN_BUGS: dict[tuple[str, str], str] = {}
+_CLOSE_BUG = (
+    "ProcessSafeDQue.close() on the creating handle: a call of that handle blocked in another thread raises "
+    "OwnerGoneError ('the owner of queue ... has closed it'), not ClosedError as the README's error table "
+    "promises for 'every caller blocked when close() ran' (_process.py ProcessSafeDQue._call maps the owner's "
+    "ClosedError to OwnerGoneError even when this handle is the one closed)"
+)
+KNOWN_BUGS: dict[tuple[str, str], str] = {
+    ("procs-", "test_close_wakes_a_blocked_take_with_closed_error"): _CLOSE_BUG,
+    ("procs-", "test_close_wakes_a_blocked_put_with_closed_error"): _CLOSE_BUG,
+    ("procs-", "test_close_wakes_a_blocked_join_with_closed_error"): _CLOSE_BUG,
+}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
