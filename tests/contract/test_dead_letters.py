@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+from .helpers import wait_until
+
 
 def test_an_item_handed_out_max_deliveries_times_goes_to_the_dead_letters(backend):
     q = backend.make(max_deliveries=2)
@@ -61,3 +65,27 @@ def test_plain_takes_do_not_count_deliveries(backend):
     assert q.dequeue() == "a"
     assert q.lease(block=False).item == "b"
     assert backend.dead_letters() == []
+
+
+def test_an_expired_lease_counts_towards_max_deliveries(backend):
+    caps = backend.caps
+    if caps.per_lease_ttl:
+        q = backend.make(max_deliveries=1)
+        q.enqueue_many(["slow", "next"])
+        q.lease(block=False, ttl=0.2)
+        wait_until(lambda: _moved_out(q), "the expired lease to be dead-lettered")
+        assert backend.dead_letters() == ["slow"]
+        assert q.dequeue_many(5) == ["next"]
+    else:  # a live holder renews its lease: nothing expires, nothing is dead-lettered
+        q = backend.make(max_deliveries=1, lease_ttl=0.2)
+        q.enqueue_many(["slow", "next"])
+        lease = q.lease(block=False)
+        time.sleep(0.8)
+        assert (q.in_flight(), q.size()) == (1, 1)
+        assert backend.dead_letters() == []
+        lease.ack()
+
+
+def _moved_out(q) -> bool:
+    """The expired lease has ended (moved: not in flight, not ready)."""
+    return q.in_flight() == 0 and q.size() == 1

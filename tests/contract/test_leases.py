@@ -192,3 +192,56 @@ def test_a_lease_acked_in_time_is_not_released_by_its_ttl(backend):
     assert (q.size(), q.in_flight()) == (0, 0)
     with pytest.raises(dque.Empty):
         q.dequeue()
+
+
+def test_a_lease_id_from_before_a_reopen_is_not_outstanding_after_it(backend):
+    q = backend.make()
+    q.enqueue("a")
+    old = q.lease(block=False)
+    q.close()
+    q = backend.reopen()
+    if backend.caps.close_leaves_leases:
+        wait_until(
+            lambda: q.size() == 1, "the lease left by close() to come back", backend.caps.death_release_within + 5
+        )
+    with pytest.raises(dque.LeaseError):
+        q.ack(old.id)
+    with pytest.raises(dque.LeaseError):
+        q.release(old.id)
+    assert (q.size(), q.in_flight()) == (1, 0)
+    new = q.lease(block=False)
+    assert (new.item, new.deliveries) == ("a", 2)
+    new.ack()
+
+
+def test_peek_and_get_see_no_leased_item(backend):
+    q = backend.make()
+    q.enqueue("only")
+    lease = q.lease(block=False)
+    with pytest.raises(dque.Empty):
+        q.peek()
+    with pytest.raises(dque.Empty):
+        q.get(timeout=0.1)
+    assert q.lease_many(3) == []
+    lease.release()
+    assert q.peek() == "only"
+
+
+def test_concurrent_leasers_get_distinct_items(backend):
+    q = backend.make()
+    q.enqueue_many(range(20))
+
+    def lease_all():
+        got = []
+        while True:
+            try:
+                lease = q.lease(block=False)
+            except dque.Empty:
+                return got
+            got.append(lease.item)
+            lease.ack()
+
+    calls = [Call(lease_all) for _ in range(3)]
+    results = [c.result() for c in calls]
+    assert sorted(x for got in results for x in got) == list(range(20))
+    assert (q.size(), q.in_flight()) == (0, 0)

@@ -63,3 +63,17 @@ def test_task_done_more_times_than_items_raises_value_error(backend):
     with pytest.raises(ValueError):
         q.task_done()
     Call(q.join).result()
+
+
+def test_items_there_at_reopen_are_unfinished_until_done(backend):
+    q = backend.make()
+    q.enqueue_many(["a", "b"])
+    q.close()
+    q = backend.reopen()
+    joiner = Call(q.join)
+    assert not joiner.done(0.3)
+    assert q.dequeue_many(5) == ["a", "b"]
+    q.task_done()
+    assert not joiner.done(0.3)
+    q.task_done()
+    joiner.result()
