@@ -51,6 +51,13 @@ when redis-server or redis-py is missing. Give ``make`` a short default
 ``lease_ttl`` (the suite waits up to ``caps.death_release_within`` seconds
 for a dead holder's leases) and a fresh stream name per backend instance.
 
+A queue of a backend with ``caps.shared_between_processes`` must pickle to a
+handle that works in a ``spawn`` child (``test_processes.py`` passes it to one
+that leases and is SIGKILLed, and to one that puts). For the static check, add
+a function to ``typing_check.py`` that assigns the new queue to a
+``dque.Queue`` variable (e.g. ``q: dque.Queue = dque.RedisQueue("q")``);
+``test_protocol.py`` picks it up by itself.
+
 Known bugs of a backend are listed in ``conftest.KNOWN_BUGS``: each such test
 is ``xfail(strict=True)`` for that backend with the bug as the reason, so the
 run says so, and fixing the bug makes the test pass (and the xfail fail).
