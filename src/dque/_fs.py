@@ -41,6 +41,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+_fcntl_module: ModuleType | None
 try:
     import fcntl as _fcntl_module
 except ImportError:  # pragma: no cover - not POSIX (dque/__init__.py refuses to import there)
@@ -71,8 +72,9 @@ def pick_datasync(os_module: Any = os, fcntl_module: ModuleType | None = _fcntl_
     full = getattr(fcntl_module, "F_FULLFSYNC", None) if fcntl_module is not None else None
     if full is not None:
         return _full_fsync(fcntl_module, full, os_module.fsync)
-    fdatasync = getattr(os_module, "fdatasync", None)
-    return fdatasync if fdatasync is not None else os_module.fsync
+    fdatasync: Callable[[int], None] | None = getattr(os_module, "fdatasync", None)
+    fsync: Callable[[int], None] = os_module.fsync
+    return fdatasync if fdatasync is not None else fsync
 
 
 def pick_fsync(os_module: Any = os, fcntl_module: ModuleType | None = _fcntl_module) -> Callable[[int], None]:
@@ -80,7 +82,8 @@ def pick_fsync(os_module: Any = os, fcntl_module: ModuleType | None = _fcntl_mod
     full = getattr(fcntl_module, "F_FULLFSYNC", None) if fcntl_module is not None else None
     if full is not None:
         return _full_fsync(fcntl_module, full, os_module.fsync)
-    return os_module.fsync
+    fsync: Callable[[int], None] = os_module.fsync
+    return fsync
 
 
 def _full_fsync(fcntl_module: Any, command: int, fsync: Callable[[int], None]) -> Callable[[int], None]:
@@ -224,16 +227,20 @@ def _extend_allocating(fd: int, size: int) -> None:
         _extend_sparse(fd, size)  # not on this file system
 
 
+def _no_fallocate(fd: int, offset: int, size: int) -> None:
+    raise OSError(errno.ENOSYS, "posix_fallocate is not available")
+
+
 def _extend_sparse(fd: int, size: int) -> None:
     """Make the file at least ``size`` bytes long, the new bytes zeros (no blocks reserved: no posix_fallocate)."""
     if os.fstat(fd).st_size < size:
         os.ftruncate(fd, size)
 
 
-_fallocate = getattr(_os_here, "posix_fallocate", None)
+_fallocate: Callable[[int, int, int], None] = getattr(_os_here, "posix_fallocate", None) or _no_fallocate
 # extend(fd, size): make the file at least size bytes long, the new bytes zeros, their disk
 # blocks reserved where the system can (posix_fallocate); OSError (ENOSPC, ...) having changed nothing.
-extend = _extend_allocating if _fallocate is not None else _extend_sparse
+extend = _extend_allocating if _fallocate is not _no_fallocate else _extend_sparse
 
 
 def map(fd: int, size: int) -> mmap.mmap:  # noqa: A001 - the module's verb for it
@@ -248,7 +255,7 @@ def read_file(path: str) -> bytes:
     """The whole content of ``path``."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:

@@ -15,15 +15,19 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._args import check_int, check_timeout
 from ._format import ACK, LEASE, TYPE_OFFSET, encode_index_record, uncommitted
 from ._lease import Lease
 from ._segment import Segment, by_segment
 from .errors import Empty, LeaseError
+
+if TYPE_CHECKING:
+    from ._queue import DQue
+    from ._serializers import Serializer
 
 _log = logging.getLogger("dque")
 
@@ -33,6 +37,50 @@ INDEX_RECORD_SIZE = 16  # a LEASE or ACK record
 
 class Leasing:
     """The lease half of DQue (see the module docstring); not usable on its own."""
+
+    if TYPE_CHECKING:  # What this half uses of DQue (defined in _queue.py): its interface, for the type checker.
+        path: str
+        name: str
+        dirpath: str
+        segment_size: int
+        max_deliveries: int
+        group_access: bool
+        _serializer: Serializer
+        _loads: Callable[[bytes], Any]
+        _mutex: threading.Lock
+        _not_empty: threading.Condition
+        _not_full: threading.Condition
+        _lease_timer: threading.Condition
+        _closed: bool
+        _shutdown: int
+        _turbo: bool
+        _size: int
+        _write_seq: int
+        _unfinished_tasks: int
+        _waiting_putters: int
+        _head: Segment
+        _returned: list[tuple[int, int, bytes, Segment]]
+        _leases: dict[int, LeaseState]
+        _owner_leases: dict[Any, set[int]]
+        _expiries: list[tuple[float, int]]
+        _expirer: threading.Thread | None
+        _lease_ids: Iterator[int]
+        _dead_letter_error: Exception | None
+
+        def _check_open(self) -> None: ...
+        def _check_shutdown_locked(self, take: bool) -> None: ...
+        def _has_item(self) -> bool: ...
+        def _wait_locked(
+            self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type
+        ) -> None: ...
+        def _pop_locked(self, limit: int, raw: bool) -> list[tuple[Segment, int, bytes, Any, bool]]: ...
+        def _write_grouped_locked(self, entries: list[Any], record_of: Any) -> None: ...
+        def _store_grouped_locked(self, groups: list[tuple[Segment, bytes]]) -> None: ...
+        def _settle_locked(self, seg: Segment) -> None: ...
+        def _settle_after_locked(self) -> None: ...
+        def _tasks_done_locked(self, count: int) -> None: ...
+        def _wake_takers_locked(self, count: int) -> None: ...
+        def _sync(self, upto: int | None) -> None: ...
 
     # --------------------------------------------------------------- leases
 
@@ -71,7 +119,7 @@ class Leasing:
                     del self._owner_leases[lease.owner]
         where = seg, index, _ = lease.seg, lease.index, lease.payload
         seg.deliveries[index] = lease.deliveries  # for the next hand-out and the dead-letter check
-        lease.seg = lease.payload = None  # a Lease kept after it ended keeps no segment or payload alive
+        lease.seg = lease.payload = None  # type: ignore[assignment]  # a Lease kept after it ended keeps nothing alive
         return where
 
     def _ack_locked(self, lease_ids: list[int]) -> None:
@@ -119,7 +167,7 @@ class Leasing:
 
     def _screen_locked(self, seg: Segment) -> None:
         """Move the items of a newly loaded head that were handed out max_deliveries times."""
-        keep = deque()
+        keep: deque[tuple[int, bytes]] = deque()
         for index, payload in seg.pending:
             if seg.deliveries.get(index, 0) >= self.max_deliveries:
                 seg.out += 1
@@ -145,7 +193,7 @@ class Leasing:
         ack = encode_index_record(ACK, index)
         try:
             seg.reserve(len(ack))  # first: once the item is in the dead-letter queue, the ACK cannot fail
-            dead = type(self).new_or_open(
+            dead = cast("type[DQue]", type(self)).new_or_open(
                 self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
                 serializer=self._serializer, group_access=self.group_access,
             )
@@ -256,7 +304,7 @@ class Leasing:
         if max_items == 0:
             self._check_open()
             return []
-        return self._lease_items(max_items, False, None, ttl, raw=False)
+        return list(self._lease_items(max_items, False, None, ttl, raw=False))
 
     def _lease_payloads(
         self, max_items: int, block: bool, timeout: float | None, ttl: float | None, raw: bool = True, owner: Any = None
@@ -374,12 +422,16 @@ class LeaseState(Lease):
     """A lease as its queue keeps it while it is outstanding: the Lease handed out, and where its item is."""
 
     __slots__ = ("seg", "index", "payload", "owner")
+    seg: Segment  # where the item is (None, unchecked, once the lease ended: it keeps nothing alive)
+    index: int
+    payload: bytes
+    owner: Any  # the ProcessSafeDQue client process it was taken for, or None
 
     def ack(self) -> None:
         """Delete the item for good (durable on return in safe mode). LeaseError if not outstanding."""
         # The queue's side of it is here, not in a method of the queue: one call less for the
         # most frequent call after a take (same rules as Leasing: the mutex guards all of it).
-        q = self._queue
+        q = cast("DQue", self._queue)
         seq = None
         q._mutex.acquire()  # (not ``with``, which costs twice as much)
         try:
@@ -399,7 +451,7 @@ class LeaseState(Lease):
                 m[pos + TYPE_OFFSET] = ACK
                 seg.end = pos + INDEX_RECORD_SIZE
                 seg.dirty = True
-                self.seg = self.payload = None  # as _settle_lease_locked
+                self.seg = self.payload = None  # type: ignore[assignment]  # as _settle_lease_locked
                 self._settled = True
                 seg.removed += 1
                 seg.out -= 1
@@ -442,7 +494,7 @@ def new_lease(
     return lease
 
 
-class _IndexRecords(dict):
+class _IndexRecords(dict[int, bytes]):
     """Item index -> the LEASE or ACK record naming it, as a store writes it first (type 0)."""
 
     def __init__(self, rtype: int) -> None:

@@ -683,7 +683,7 @@ class DQue(Leasing):
             return
         seg.append(encode_seal(seg.added, seg.end))
 
-    def _seal_synced_locked(self, synced: list[str]) -> None:
+    def _seal_synced_locked(self, synced: Sequence[str]) -> None:
         """(Turbo.) Seal the rolled segments that are now synced and still untouched between head and tail.
 
         Appended through a descriptor of its own, only where the file ends
@@ -729,22 +729,22 @@ class DQue(Leasing):
                 tail.reserve(len(chunks[0][3]))
             for start, stop in zip(cuts, cuts[1:], strict=False):
                 number += 1
-                seg = Segment.create(self.path, number, self._file_mode)
-                chunks.append((seg, start, stop, b"".join(records[start:stop])))
-                seg.reserve(len(chunks[-1][3]))
+                new = Segment.create(self.path, number, self._file_mode)
+                chunks.append((new, start, stop, b"".join(records[start:stop])))
+                new.reserve(len(chunks[-1][3]))
         except BaseException:
-            for seg, _, _, _ in chunks:
-                if seg is not None:
-                    seg.drop()
+            for made, _, _, _ in chunks:
+                if made is not None:
+                    made.drop()
                     try:
-                        _fs.unlink(seg.path)
+                        _fs.unlink(made.path)
                     except OSError:
                         pass  # an empty segment file after the tail holds nothing
             raise
         # The point of no return: stores, and the syncs of rolled segments (safe mode).
-        for seg, start, stop, chunk in chunks:
-            if seg is not None:
-                self._roll_locked(seg)
+        for made, start, stop, chunk in chunks:
+            if made is not None:
+                self._roll_locked(made)
             tail = self._tail
             tail.append(chunk)
             room = stop - start
@@ -1516,7 +1516,8 @@ class DQue(Leasing):
             self._check_shutdown_locked(take=True)
             if block:
                 self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
-            return self._peek_locked(raw=True)
+            payload: bytes = self._peek_locked(raw=True)
+            return payload
 
     # ------------------------------------------------------------------ turbo
 

@@ -80,5 +80,5 @@ def resolve(serializer: str | Serializer | None) -> tuple[str, Serializer]:
         kind = serializer if isinstance(serializer, type) else type(serializer)
         name = f"{kind.__module__}.{kind.__qualname__}"
         if kind.__name__ == "module":
-            name = serializer.__name__  # e.g. the json or pickle module itself
+            name = str(getattr(serializer, "__name__", name))  # e.g. the json or pickle module itself
     return name, serializer

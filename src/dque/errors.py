@@ -120,10 +120,11 @@ class SyncError(DQueError):
 
     def __init__(self, path: str, errno: int | OSError | None = None, strerror: str | None = None) -> None:
         if isinstance(errno, OSError):  # SyncError(path, the OSError)
-            errno, strerror = errno.errno, errno.strerror or str(errno)
+            failed = errno
+            errno, strerror = failed.errno, failed.strerror or str(failed)
         super().__init__(path, errno, strerror)
         self.path = path
-        self.errno = errno
+        self.errno: int | None = errno
         self.strerror = strerror
 
     def __str__(self) -> str:
