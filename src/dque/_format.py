@@ -216,7 +216,9 @@ def scan(data: bytes) -> Scan:
         elif (rtype == LEASE or rtype == ACK) and length == 4:
             index = int.from_bytes(data[pos + HEADER_SIZE : end], "little")
             if index >= len(payloads) or index < low or index in acked:
-                out.damage = Damage(pos, f"{'lease' if rtype == LEASE else 'ack'} of item {index}, which is not live", torn=False)
+                out.damage = Damage(
+                    pos, f"{'lease' if rtype == LEASE else 'ack'} of item {index}, which is not live", torn=False
+                )
                 break
             if rtype == ACK:
                 acked.add(index)

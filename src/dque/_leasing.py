@@ -194,8 +194,11 @@ class Leasing:
         try:
             seg.reserve(len(ack))  # first: once the item is in the dead-letter queue, the ACK cannot fail
             dead = cast("type[DQue]", type(self)).new_or_open(
-                self.name + DEAD_LETTER_SUFFIX, self.dirpath, segment_size=self.segment_size,
-                serializer=self._serializer, group_access=self.group_access,
+                self.name + DEAD_LETTER_SUFFIX,
+                self.dirpath,
+                segment_size=self.segment_size,
+                serializer=self._serializer,
+                group_access=self.group_access,
             )
             try:
                 dead._put_payloads([payload])  # durable on return: the dead-letter queue is in safe mode
@@ -206,7 +209,11 @@ class Leasing:
                     pass  # the item is on disk there; a failed close changes nothing here
         except Exception as exc:
             if self._dead_letter_error is None:
-                _log.error("dque: cannot move an item of %s to its dead-letter queue, it stays in the queue: %r", self.path, exc)
+                _log.error(
+                    "dque: cannot move an item of %s to its dead-letter queue, it stays in the queue: %r",
+                    self.path,
+                    exc,
+                )
             self._dead_letter_error = exc
             return False
         if self._dead_letter_error is not None:
@@ -250,7 +257,13 @@ class Leasing:
             try:
                 head = self._head
                 pending = head.pending
-                if pending and not self._closed and not self._shutdown and not self._returned and not self._waiting_putters:
+                if (
+                    pending
+                    and not self._closed
+                    and not self._shutdown
+                    and not self._returned
+                    and not self._waiting_putters
+                ):
                     index, payload = pending[0]
                     try:
                         item = self._loads(payload)

@@ -215,9 +215,7 @@ class DQue(Leasing):
             else:
                 ser_name, ser = want
             if ser_name != config.serializer:
-                raise ConfigError(
-                    f"queue {qdir} was created with serializer {config.serializer!r}, not {ser_name!r}"
-                )
+                raise ConfigError(f"queue {qdir} was created with serializer {config.serializer!r}, not {ser_name!r}")
             return cls(qdir, config, ser, lock, turbo)
         except BaseException:
             lock.release()
@@ -426,14 +424,12 @@ class DQue(Leasing):
             if damaged_tail_live != size:
                 self._middle_live[last] = damaged_tail_live
         head = self._head
-        self._size = len(head.pending) + size * len(self._middle) - sum(
-            size - live for live in self._middle_live.values()
+        self._size = (
+            len(head.pending) + size * len(self._middle) - sum(size - live for live in self._middle_live.values())
         )
         if tail is not head:
             if self.max_deliveries and tail.deliveries:  # dead letters once it is the head
-                self._tail_uncounted = sum(
-                    tail.deliveries.get(i, 0) >= self.max_deliveries for i, _ in tail.pending
-                )
+                self._tail_uncounted = sum(tail.deliveries.get(i, 0) >= self.max_deliveries for i, _ in tail.pending)
             self._size += tail.added - tail.removed - self._tail_uncounted
         self._settle_head_locked()
         if self._dir_dirty:
@@ -720,7 +716,9 @@ class DQue(Leasing):
         tail = self._tail
         cuts = self._cuts_locked(records)
         first = cuts[0]
-        chunks: list[tuple[Segment | None, int, int, bytes]] = []  # (new segment or None for the tail, start, stop, bytes)
+        chunks: list[
+            tuple[Segment | None, int, int, bytes]
+        ] = []  # (new segment or None for the tail, start, stop, bytes)
         if first:
             chunks.append((None, 0, first, records[0] if first == 1 else b"".join(records[:first])))
         number = tail.number
@@ -848,7 +846,9 @@ class DQue(Leasing):
                 except Exception as exc:
                     if taken:
                         break  # the next call reports it
-                    raise SerializationError(f"cannot deserialize the item at the head of {self.path}: {exc!r}") from exc
+                    raise SerializationError(
+                        f"cannot deserialize the item at the head of {self.path}: {exc!r}"
+                    ) from exc
             if self._returned:
                 heapq.heappop(self._returned)
                 in_order = False
@@ -1003,7 +1003,9 @@ class DQue(Leasing):
         if not self._unfinished_tasks:
             self._all_tasks_done.notify_all()
 
-    def _wait_locked(self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type) -> None:
+    def _wait_locked(
+        self, cond: threading.Condition, ready: Any, timeout: float | None, counter: str, error: type
+    ) -> None:
         """Wait on ``cond`` until ``ready()``; raise ``error`` on timeout, ClosedError on close.
 
         ``timeout``: None or ``inf`` waits forever, a huge one as long as asked

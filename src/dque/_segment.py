@@ -46,7 +46,18 @@ def segment_numbers_on_disk(qdir: str) -> list[int]:
 
 class Segment:
     __slots__ = (
-        "number", "path", "fd", "map", "end", "cap", "added", "removed", "pending", "out", "deliveries", "dirty",
+        "number",
+        "path",
+        "fd",
+        "map",
+        "end",
+        "cap",
+        "added",
+        "removed",
+        "pending",
+        "out",
+        "deliveries",
+        "dirty",
         "damage",
     )
 
