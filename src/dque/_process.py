@@ -59,6 +59,11 @@ REPLY_TIMEOUT = 5.0
 """Seconds a client waits for any reply of the owner (and for connecting to it) before OwnerGoneError."""
 _WAIT_SLICE = 1.0  # seconds of waiting asked of the owner per request: a blocking call re-issues until its timeout
 _SLICE = 0.2  # seconds an owner thread waits before checking that its client is still there
+# A request is carried out only if the owner reads it within _LATE seconds of its sending (time.monotonic
+# is system-wide): later, its client may have given up already (a stopped owner), so the owner refuses it
+# and a call that raised OwnerGoneError for want of an answer changed nothing (unless the owner stopped
+# in the middle of carrying it out). _LATE + _WAIT_SLICE + 1 s of work fit in REPLY_TIMEOUT.
+_LATE = REPLY_TIMEOUT - _WAIT_SLICE - 1.0
 
 # Linux abstract socket addresses leave no file behind when an owner is killed; elsewhere (or with
 # DQUE_SIMULATE_POSIX=1, to test that path on Linux) a socket file in a private (0700) directory.
@@ -142,7 +147,7 @@ def _write_all(fd: int, data: bytes) -> None:
         written = _write(fd, data)
 
 
-_dumps, _loads, _read, _write = pickle.dumps, pickle.loads, os.read, os.write
+_dumps, _loads, _read, _write, _monotonic = pickle.dumps, pickle.loads, os.read, os.write, time.monotonic
 _PROTOCOL = pickle.DEFAULT_PROTOCOL  # what ForkingPickler uses
 _SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
 _MAX_SIZE = 0x7FFFFFFF
@@ -160,10 +165,12 @@ class _OwnerServer(Server):
     def _serve(self, conn: Any) -> None:
         """``Server.serve_client``, lean: the same requests and replies, through a _Wire.
 
-        A request is ``(ident, method, args, kwds)``; the reply ``("#RETURN",
+        A request is ``(ident, method, args, kwds, expires)``; the reply ``("#RETURN",
         result)``, ``("#ERROR", exception)`` for an exception the method
         raised (the client raises it as it is), or ``("#TRACEBACK", text)``.
-        Returns when the client hangs up. (No method here returns a proxy.)
+        A request read after ``expires`` (a ``time.monotonic()``) is not
+        carried out: OwnerGoneError. Returns when the client hangs up. (No
+        method here returns a proxy.)
         """
         wire = _Wire(conn)
         id_to_obj = self.id_to_obj
@@ -171,14 +178,20 @@ class _OwnerServer(Server):
         while not stopping():
             try:
                 request = wire.recv()
-                ident, methodname, args, kwds = request
+                ident, methodname, args, kwds, expires = request
                 obj, exposed, _ = id_to_obj[ident]
             except (EOFError, OSError):
                 return
             except Exception:
                 msg = ("#TRACEBACK", format_exc())
             else:
-                if methodname in exposed:
+                if _monotonic() > expires:
+                    late = _monotonic() - expires + _LATE
+                    msg = ("#ERROR", OwnerGoneError(
+                        f"the owner read this {methodname} request {late:.1f} s after it was sent (it was stopped or "
+                        "overloaded) and did not carry it out"
+                    ))
+                elif methodname in exposed:
                     try:
                         msg = ("#RETURN", getattr(obj, methodname)(*args, **kwds))
                     except Exception as exc:
@@ -503,15 +516,15 @@ class _QueueProxy(BaseProxy):
         except AttributeError:
             wire = self._open()
         try:
-            wire.send((self._id, methodname, args, kwds or _NO_KWDS))
+            wire.send((self._id, methodname, args, kwds or _NO_KWDS, _monotonic() + _LATE))
             kind, result = wire.recv()
         except BlockingIOError:  # the socket's deadline (REPLY_TIMEOUT) passed
             reply = self._give_up(wire)
             if reply is None:
                 raise OwnerGoneError(
                     f"the owner of the queue (at {self._token.address!r}) did not answer within {REPLY_TIMEOUT:g} s: "
-                    "it is stopped, hung or overloaded, and this call may or may not have taken effect; "
-                    "check the owner process (the pid in dque.owner): calls reconnect once it answers"
+                    "it is stopped, hung or overloaded. It will not carry out this call later, but may have stopped "
+                    "in the middle of it. Check the owner process (the pid in dque.owner); the next call reconnects"
                 ) from None
             kind, result = reply
         except (OSError, EOFError) as exc:
@@ -561,7 +574,7 @@ class _QueueProxy(BaseProxy):
         try:
             name = f"{os.getpid()}|{threading.current_thread().name}"
             wire.send((None, "accept_connection", (name,), _NO_KWDS))  # (the two requests in one round trip)
-            wire.send((self._id, "hello", (_process_id(), os.getpid()), _NO_KWDS))
+            wire.send((self._id, "hello", (_process_id(), os.getpid()), _NO_KWDS, _monotonic() + _LATE))
             accepted, _ = wire.recv()
             kind, result = wire.recv()
             if accepted != "#RETURN":
