@@ -745,7 +745,10 @@ class ProcessSafeDQue:
 
     ``close()`` on the creating handle syncs, releases the lock and stops the
     owner; on any other handle it only disconnects. If the owner dies, every
-    call (including one blocked waiting) raises OwnerGoneError.
+    call (including one blocked waiting) raises OwnerGoneError; so does every
+    call the owner does not answer within REPLY_TIMEOUT (it is stopped or hung),
+    blocking calls too, whatever their timeout: no call waits forever on an
+    owner that cannot answer.
 
     ``if_locked="attach"`` attaches to a live owner instead of raising
     LockedError when the queue is already held by one.
@@ -981,6 +984,8 @@ class ProcessSafeDQue:
         if not block:
             return self.dequeue()
         check_timeout(timeout)
+        if timeout is not None and timeout <= _WAIT_SLICE:  # (_wait's first case, inline: the common one)
+            return self._deserialize(self._call("take", 1, True, timeout)[0])
         return self._deserialize(self._wait(timeout, "take", 1)[0])
 
     def get_nowait(self) -> Any:
