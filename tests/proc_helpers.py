@@ -18,6 +18,7 @@ moment they sent a SIGKILL).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -68,6 +69,80 @@ def handle_size(q: dque.ProcessSafeDQue) -> object:
         return q.size()
     except Exception as exc:
         return type(exc).__name__
+
+
+def lease_in_a_thread(dirpath: str) -> tuple[object, str]:
+    """In a process with no other connection to the owner: a thread attaches, leases one item and ends;
+    then the main thread attaches and acks that lease. (The item, "acked" or the ack's exception type.)"""
+    got: list = []
+    taker = threading.Thread(target=lambda: got.append(dque.attach(NAME, dirpath).lease(block=False)))
+    taker.start()
+    taker.join()
+    item, lease_id = got[0].item, got[0].id
+    del got[:]
+    gc.collect()  # the thread's handle and connection are gone
+    time.sleep(0.5)  # what an owner would need to notice it
+    try:
+        dque.attach(NAME, dirpath).ack(lease_id)
+    except Exception as exc:
+        return item, type(exc).__name__
+    return item, "acked"
+
+
+def lease_and_exit(q: dque.ProcessSafeDQue) -> None:
+    """Lease one item and exit normally without acking it."""
+    q.lease(block=False)
+
+
+def posix_round_trip(dirpath: str) -> None:
+    """Run with DQUE_SIMULATE_POSIX=1: a round trip over a socket file; prints what the test checks, as JSON."""
+    import multiprocessing
+    import signal
+    import stat
+
+    from dque import _process
+
+    def address_of(q: dque.ProcessSafeDQue) -> str:
+        with open(os.path.join(q.path, "dque.owner")) as f:
+            return json.load(f)["address"]
+
+    out: dict = {"abstract": _process._ABSTRACT, "pidfd": _process._PIDFD}
+    ctx = multiprocessing.get_context("fork")  # (spawn would start a resource tracker, orphaned at our exit)
+    q = dque.ProcessSafeDQue(NAME, dirpath)
+    address = out["address"] = address_of(q)
+    sockdir = os.path.dirname(address)
+    out["sockdir_mode"] = stat.S_IMODE(os.stat(sockdir).st_mode)
+    out["is_socket"] = stat.S_ISSOCK(os.stat(address).st_mode)
+    q.enqueue_many(range(100))
+    with ctx.Pool(2) as pool:
+        results = pool.starmap(drain, [(q, 7)] * 2)
+    out["drained"] = sorted(i for _, items in results for i in items)
+    q.enqueue_many(["x", "y"])
+    child = ctx.Process(target=lease_and_exit, args=(q,))
+    child.start()
+    child.join()
+    out["child_exit"] = child.exitcode
+    start = time.monotonic()
+    while q.in_flight() and time.monotonic() - start < 10:
+        time.sleep(0.02)
+    out["released_after"] = time.monotonic() - start
+    other = dque.attach(NAME, dirpath)
+    leases = other.lease_many(10)
+    out["attached"] = [(x.item, x.deliveries) for x in leases]
+    other.ack_many([x.id for x in leases])
+    out["left"] = q.size() + q.in_flight()
+    other.close()
+    q.close()
+    out["sockdir_after_close"] = os.path.exists(sockdir)
+    # The owner killed: the creator's close still removes the socket's directory.
+    q = dque.ProcessSafeDQue(NAME, dirpath)
+    sockdir2 = os.path.dirname(address_of(q))
+    owner = q._manager._process
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.join()
+    q.close()
+    out["killed_sockdir_after_close"] = os.path.exists(sockdir2)
+    print(json.dumps(out), flush=True)
 
 
 # --------------------------------------------------------------------------- subprocess roles
@@ -199,7 +274,7 @@ class Agent:
     Commands: ``["create", kwargs]``, ``["attach", kwargs]``, ``["race", gofile,
     kwargs]`` (create once ``gofile`` exists), ``["open"]`` (a plain dque.open
     that holds the lock), ``["call", name, *args]`` on the current handle (an attribute if not callable),
-    ``["lease", n]`` (lease_many, the leases kept),
+    ``["lease", n]`` (lease_many, the leases kept), ``["thread_lease", n]`` (the same from a thread that ends),
     ``["close"]``, ``["info"]``; ``["exit"]`` closes the handle and exits normally.
     """
 
@@ -243,6 +318,13 @@ class Agent:
             leases = self.handle.lease_many(args[0])
             self.leases.extend(leases)
             return [[lease.id, lease.item, lease.deliveries] for lease in leases]
+        if op == "thread_lease":  # lease_many(n) in a thread with a handle of its own, which then ends
+            got: list = []
+            taker = threading.Thread(target=lambda: got.extend(dque.attach(NAME, self.dirpath).lease_many(args[0])))
+            taker.start()
+            taker.join()
+            self.leases.extend(got)
+            return [[lease.id, lease.item, lease.deliveries] for lease in got]
         if op == "close":
             self.handle.close()
             return None
@@ -274,6 +356,8 @@ if __name__ == "__main__":
     if role == "agent":
         Agent(*argv).main()
     else:
-        {"producer": producer, "consumer": consumer, "churn": churn, "creator": creator, "fork_exit": fork_exit}[role](
-            *argv
-        )
+        roles = {
+            "producer": producer, "consumer": consumer, "churn": churn, "creator": creator, "fork_exit": fork_exit,
+            "posix_round_trip": posix_round_trip,
+        }
+        roles[role](*argv)

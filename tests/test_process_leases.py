@@ -1,6 +1,6 @@
 """Leases through ProcessSafeDQue: worker processes, killed workers, a killed owner, foreign items.
 
-A lease belongs to the client connection that took it: when that process dies
+A lease belongs to the client process that took it: when that process dies
 the owner releases its leases at once. Every kill here is a real SIGKILL;
 every process a test starts is reaped, also when it fails (subprocesses
 through ``reap``, ``multiprocessing`` children in ``finally`` blocks, and the

@@ -12,6 +12,13 @@ Items cross the connection as serialized bytes: clients serialize and
 deserialize, the owner only stores bytes. Blocking calls wait in the owner in
 short slices and give up when their client hangs up, so a killed client never
 takes an item it cannot receive (except within one slice of a reply).
+
+Every wait of a client has a deadline: connecting (REPLY_TIMEOUT for the whole
+handshake) and every reply (REPLY_TIMEOUT); a blocking call is sent as
+requests of at most _WAIT_SLICE seconds each, re-issued until its timeout, so
+a stopped or hung owner gives OwnerGoneError within REPLY_TIMEOUT, never a hang.
+Leases belong to a client process: the owner watches each client's pid and
+releases its leases when it dies (not when one of its connections closes).
 """
 
 from __future__ import annotations
@@ -24,7 +31,12 @@ import multiprocessing.util
 import os
 import pickle
 import secrets
+import select
+import shutil
+import socket
 import struct
+import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -43,17 +55,28 @@ from ._serializers import Serializer, resolve
 from .errors import ClosedError, Empty, Full, LockedError, OwnerGoneError, SerializationError
 
 OWNER_FILE = "dque.owner"
+REPLY_TIMEOUT = 5.0
+"""Seconds a client waits for any reply of the owner (and for connecting to it) before OwnerGoneError."""
+_WAIT_SLICE = 1.0  # seconds of waiting asked of the owner per request: a blocking call re-issues until its timeout
 _SLICE = 0.2  # seconds an owner thread waits before checking that its client is still there
+# A request is carried out only if the owner reads it within _LATE seconds of its sending (time.monotonic
+# is system-wide): later, its client may have given up already (a stopped owner), so the owner refuses it
+# and a call that raised OwnerGoneError for want of an answer changed nothing (unless the owner stopped
+# in the middle of carrying it out). _LATE + _WAIT_SLICE + 1 s of work fit in REPLY_TIMEOUT.
+_LATE = REPLY_TIMEOUT - _WAIT_SLICE - 1.0
+
+# Linux abstract socket addresses leave no file behind when an owner is killed; elsewhere (or with
+# DQUE_SIMULATE_POSIX=1, to test that path on Linux) a socket file in a private (0700) directory.
+_PORTABLE = bool(os.environ.get("DQUE_SIMULATE_POSIX"))
+_ABSTRACT = sys.platform.startswith("linux") and not _PORTABLE
+_PIDFD = hasattr(os, "pidfd_open") and not _PORTABLE  # watch client processes by pidfd, or else poll their pids
+_POLL_PIDS = 0.5  # seconds between checks of the client pids, without pidfd
 
 
 # ------------------------------------------------------------------ owner side
 
 # In the owner: the connection this thread serves (.conn) and its client process (.process).
 _client = threading.local()
-# In the owner: the open connections of each client process. Leases belong to a client
-# process and are released when its last connection drops (the process died or let go).
-_connections: dict[str, set[Any]] = {}
-_connections_lock = threading.Lock()
 
 
 class _Wire:
@@ -124,7 +147,7 @@ def _write_all(fd: int, data: bytes) -> None:
         written = _write(fd, data)
 
 
-_dumps, _loads, _read, _write = pickle.dumps, pickle.loads, os.read, os.write
+_dumps, _loads, _read, _write, _monotonic = pickle.dumps, pickle.loads, os.read, os.write, time.monotonic
 _PROTOCOL = pickle.DEFAULT_PROTOCOL  # what ForkingPickler uses
 _SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
 _MAX_SIZE = 0x7FFFFFFF
@@ -137,29 +160,17 @@ class _OwnerServer(Server):
     def serve_client(self, conn: Any) -> None:
         _client.conn = conn
         _client.process = None
-        try:
-            self._serve(conn)
-        finally:
-            process = _client.process
-            with _connections_lock:
-                conns = _connections.get(process)
-                if conns is not None:
-                    conns.discard(conn)
-                    if conns:
-                        process = None  # the process still has a connection: it lives
-                    else:
-                        del _connections[process]
-            q = _OWNER.queue
-            if q is not None and process is not None:
-                q._release_owner(process)
+        self._serve(conn)  # (a connection closing releases nothing: leases go with their process)
 
     def _serve(self, conn: Any) -> None:
         """``Server.serve_client``, lean: the same requests and replies, through a _Wire.
 
-        A request is ``(ident, method, args, kwds)``; the reply ``("#RETURN",
+        A request is ``(ident, method, args, kwds, expires)``; the reply ``("#RETURN",
         result)``, ``("#ERROR", exception)`` for an exception the method
         raised (the client raises it as it is), or ``("#TRACEBACK", text)``.
-        Returns when the client hangs up. (No method here returns a proxy.)
+        A request read after ``expires`` (a ``time.monotonic()``) is not
+        carried out: OwnerGoneError. Returns when the client hangs up. (No
+        method here returns a proxy.)
         """
         wire = _Wire(conn)
         id_to_obj = self.id_to_obj
@@ -167,14 +178,20 @@ class _OwnerServer(Server):
         while not stopping():
             try:
                 request = wire.recv()
-                ident, methodname, args, kwds = request
+                ident, methodname, args, kwds, expires = request
                 obj, exposed, _ = id_to_obj[ident]
             except (EOFError, OSError):
                 return
             except Exception:
                 msg = ("#TRACEBACK", format_exc())
             else:
-                if methodname in exposed:
+                if _monotonic() > expires:
+                    late = _monotonic() - expires + _LATE
+                    msg = ("#ERROR", OwnerGoneError(
+                        f"the owner read this {methodname} request {late:.1f} s after it was sent (it was stopped or "
+                        "overloaded) and did not carry it out"
+                    ))
+                elif methodname in exposed:
                     try:
                         msg = ("#RETURN", getattr(obj, methodname)(*args, **kwds))
                     except Exception as exc:
@@ -185,6 +202,7 @@ class _OwnerServer(Server):
                 try:
                     wire.send(msg)
                 except OSError:
+                    _undeliverable(methodname, args, msg)
                     raise
                 except Exception:  # the reply cannot be pickled
                     wire.send(("#UNSERIALIZABLE", format_exc()))
@@ -200,6 +218,28 @@ class _OwnerServer(Server):
             return ("#RETURN", fallback(self, conn, ident, obj, *args, **kwds))
         except Exception:
             return ("#TRACEBACK", format_exc())
+
+
+def _undeliverable(methodname: str, args: tuple, msg: tuple) -> None:
+    """A reply carrying items could not be sent (its client hung up or gave up): the items must not vanish.
+
+    Leases are released (back at the head, in order). Items of a blocking take
+    (a waiting client gives up at its deadline) are put back, at the tail: the
+    engine has no way back to the head. (A plain non-blocking dequeue stays
+    at-most-once, as documented.)
+    """
+    q = _OWNER.queue
+    if q is None or msg[0] != "#RETURN" or not msg[1]:
+        return
+    try:
+        if methodname == "lease":
+            q.release_many([lease_id for lease_id, _, _ in msg[1]])
+        elif methodname == "take" and args[1]:
+            q._put_payloads(msg[1])
+            for _ in msg[1]:
+                q.task_done()  # the take counted none: the put back must not count twice
+    except Exception:
+        pass  # the queue closed meanwhile (or is full again): nothing more to do
 
 
 def _client_gone() -> bool:
@@ -218,6 +258,7 @@ class _Owner:
         self.queue: DQue | None = None
         self.error: BaseException | None = None
         self.serializer: Serializer | None = None
+        self.sockdir: str | None = None  # the private directory of the owner's socket file, if it has one
 
     def check(self) -> dict[str, Any]:
         if self.error is not None:
@@ -266,11 +307,11 @@ class _Owner:
             return self._sliced(q._peek_payload, timeout)
         return q._peek_payload()
 
-    def hello(self, process: str) -> None:
-        """A client connection introduces itself: the id of its process."""
+    def hello(self, process: str, pid: int) -> dict[str, Any]:
+        """A client connection introduces itself (the id and pid of its process); the answer of ``check``."""
         _client.process = process
-        with _connections_lock:
-            _connections.setdefault(process, set()).add(_client.conn)
+        _REAPER.watch(process, pid)
+        return self.check()
 
     def lease(self, max_items: int, block: bool, timeout: float | None, ttl: float | None) -> list:
         q = self._q()
@@ -279,11 +320,14 @@ class _Owner:
             return q._lease_payloads(max_items, False, None, ttl, raw=True, owner=owner)
         return self._sliced(lambda b, t: q._lease_payloads(max_items, b, t, ttl, raw=True, owner=owner), timeout)
 
-    def join(self) -> None:
+    def join(self, timeout: float) -> bool:
+        """True once every item put has been taken and marked done; False after ``timeout`` s or a hang-up."""
         q = self._q()
-        while not q._join_for(_SLICE):
-            if _client_gone():
-                return
+        deadline = time.monotonic() + timeout
+        while not q._join_for(max(0.0, min(_SLICE, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or _client_gone():
+                return False
+        return True
 
     def get_maxsize(self) -> int:
         return self._q().maxsize
@@ -313,12 +357,102 @@ _PLAIN_CALLS = frozenset(
 _OWNER = _Owner()
 
 
+class _Reaper:
+    """In the owner: releases each client process's leases once that process has died.
+
+    With pidfd (Linux >= 5.3) one thread waits on the pidfds of all client
+    processes and releases at once; otherwise it checks their pids every
+    _POLL_PIDS seconds (then a dead client that is not yet reaped counts as alive).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[str, tuple[int, int | None]] = {}  # process id -> (pid, pidfd or None)
+        self._by_fd: dict[int, str] = {}
+        self._epoll: Any = None
+        self._thread: threading.Thread | None = None
+
+    def watch(self, process: str, pid: int) -> None:
+        with self._lock:
+            if process in self._watched:
+                return
+            fd = None
+            if _PIDFD:
+                try:
+                    fd = os.pidfd_open(pid)
+                except ProcessLookupError:
+                    fd = -1  # dead already: released below
+                except OSError:
+                    fd = None
+            if fd == -1:
+                dead = True
+            else:
+                dead = False
+                self._watched[process] = (pid, fd)
+                if self._thread is None:
+                    if _PIDFD:
+                        self._epoll = select.epoll()
+                    self._thread = threading.Thread(target=self._run, name="dque-owner-reaper", daemon=True)
+                    self._thread.start()
+                if fd is not None:
+                    self._by_fd[fd] = process
+                    self._epoll.register(fd, select.EPOLLIN)
+        if dead:
+            _release(process)
+
+    def _run(self) -> None:
+        while True:
+            dead = []
+            if self._epoll is not None:
+                events = self._epoll.poll(_POLL_PIDS)
+                with self._lock:
+                    for fd, _ in events:
+                        process = self._by_fd.pop(fd, None)
+                        self._epoll.unregister(fd)
+                        os.close(fd)
+                        if process is not None:
+                            del self._watched[process]
+                            dead.append(process)
+            else:
+                time.sleep(_POLL_PIDS)
+            with self._lock:  # pids without a pidfd
+                for process, (pid, fd) in list(self._watched.items()):
+                    if fd is None and not _alive(pid):
+                        del self._watched[process]
+                        dead.append(process)
+            for process in dead:
+                _release(process)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # (not ours to signal: it exists)
+    return True
+
+
+def _release(process: str) -> None:
+    q = _OWNER.queue
+    if q is not None:
+        try:
+            q._release_owner(process)
+        except Exception:
+            pass  # closing: the leases go back when it reopens
+
+
+_REAPER = _Reaper()
+
+
 def _served() -> _Owner:
     return _OWNER
 
 
-def _owner_init(name: str, dirpath: str, options: dict[str, Any]) -> None:
+def _owner_init(name: str, dirpath: str, options: dict[str, Any], sockdir: str | None = None) -> None:
     """Runs in the owner process before it serves: open the queue, watch the parent."""
+    _OWNER.sockdir = sockdir
     try:
         _OWNER.queue = DQue.new_or_open(name, dirpath, **options)
         given = options.get("serializer")
@@ -345,6 +479,8 @@ def _exit_with_parent() -> None:
     try:
         _OWNER.close()  # sync and release the lock
     finally:
+        if _OWNER.sockdir is not None:
+            shutil.rmtree(_OWNER.sockdir, ignore_errors=True)
         os._exit(0)
 
 
@@ -352,17 +488,18 @@ def _exit_with_parent() -> None:
 
 
 class _QueueProxy(BaseProxy):
-    """A proxy with connections of its own.
+    """A proxy with connections of its own, and a deadline on every wait for the owner.
 
     BaseProxy shares one connection per thread among all proxies to an
     address and closes it when the last proxy with that referent id goes; every
     handle here has the same referent, so closing one handle would close the
-    others' connection (and release their leases). Each handle gets its own.
+    others' connection. Each handle gets its own.
     """
 
     def __init__(self, token: Any, serializer: str, manager: Any = None, authkey: Any = None,
                  exposed: Any = None, incref: bool = True, manager_owned: bool = False) -> None:
         super().__init__(token, serializer, manager, authkey, exposed, incref=False, manager_owned=manager_owned)
+        self._Client = _client_for_manager  # (incref/decref, with a deadline too)
         self._tls = multiprocessing.util.ForkAwareLocal()
         self._idset = multiprocessing.managers.ProcessLocalSet()
         if incref:
@@ -373,14 +510,23 @@ class _QueueProxy(BaseProxy):
     )
 
     def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
-        # BaseProxy._callmethod through a _Wire, with a lost connection reported as OwnerGoneError.
+        # BaseProxy._callmethod through a _Wire, with a lost or silent owner reported as OwnerGoneError.
         try:
             wire = self._tls.wire
         except AttributeError:
             wire = self._open()
         try:
-            wire.send((self._id, methodname, args, kwds or _NO_KWDS))
+            wire.send((self._id, methodname, args, kwds or _NO_KWDS, _monotonic() + _LATE))
             kind, result = wire.recv()
+        except BlockingIOError:  # the socket's deadline (REPLY_TIMEOUT) passed
+            reply = self._give_up(wire)
+            if reply is None:
+                raise OwnerGoneError(
+                    f"the owner of the queue (at {self._token.address!r}) did not answer within {REPLY_TIMEOUT:g} s: "
+                    "it is stopped, hung or overloaded. It will not carry out this call later, but may have stopped "
+                    "in the middle of it. Check the owner process (the pid in dque.owner); the next call reconnects"
+                ) from None
+            kind, result = reply
         except (OSError, EOFError) as exc:
             self._disconnect()
             raise OwnerGoneError(f"lost the owner of the queue: {exc!r}") from None
@@ -393,16 +539,56 @@ class _QueueProxy(BaseProxy):
         finally:
             del result  # no cycle through the traceback keeping this proxy alive
 
-    def _open(self) -> _Wire:
-        """Connect this thread to the owner and introduce its process."""
+    def _give_up(self, wire: _Wire) -> tuple[str, Any] | None:
+        """Hang up on an owner that did not answer in time; the reply if it came all the same.
+
+        After the shutdown the owner can write nothing more (it learns that the
+        reply was not delivered, and puts taken items back); what it wrote before
+        is read here, so a reply is either received or known undelivered by both.
+        """
         try:
-            self._connect()
-            wire = _Wire(self._tls.connection)
-            wire.send((self._id, "hello", (_process_id(),), _NO_KWDS))
-            wire.recv()
+            _socket_of(wire.fd, socket.socket.shutdown, socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            reply = wire.recv()  # (never blocks once shut down)
+        except Exception:
+            reply = None
+        self._disconnect()
+        return reply
+
+    def _open(self) -> _Wire:
+        """Connect this thread to the owner and introduce its process, within REPLY_TIMEOUT.
+
+        Sets ``self._info`` to the owner's ``check()``; OwnerGoneError if the
+        owner cannot be reached, does not authenticate, or does not answer in time.
+        """
+        address = self._token.address
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        try:
+            conn = _dial(address, bytes(self._authkey), deadline)
+        except (OSError, EOFError, multiprocessing.AuthenticationError) as exc:
+            raise OwnerGoneError(_unreachable(address, exc)) from None
+        self._tls.connection = conn
+        wire = _Wire(conn)
+        try:
+            name = f"{os.getpid()}|{threading.current_thread().name}"
+            wire.send((None, "accept_connection", (name,), _NO_KWDS))  # (the two requests in one round trip)
+            wire.send((self._id, "hello", (_process_id(), os.getpid()), _NO_KWDS, _monotonic() + _LATE))
+            accepted, _ = wire.recv()
+            kind, result = wire.recv()
+            if accepted != "#RETURN":
+                raise OSError("the owner refused the connection")
+            _set_timeouts(wire.fd, REPLY_TIMEOUT)
         except (OSError, EOFError) as exc:
             self._disconnect()
-            raise OwnerGoneError(f"cannot reach the owner at {self._token.address!r}: {exc}") from None
+            raise OwnerGoneError(_unreachable(address, exc)) from None
+        if kind != "#RETURN":
+            self._disconnect()
+            if kind == "#ERROR":
+                raise result
+            raise _RemoteError(result)
+        self._info = result
         self._tls.wire = wire
         return wire
 
@@ -412,6 +598,83 @@ class _QueueProxy(BaseProxy):
             del self._tls.connection
             vars(self._tls).pop("wire", None)
             conn.close()
+
+
+def _unreachable(address: str, exc: BaseException) -> str:
+    if isinstance(exc, (BlockingIOError, TimeoutError)):
+        why = f"it did not answer within {REPLY_TIMEOUT:g} s (stopped, hung or overloaded?)"
+    else:
+        why = repr(exc)
+    return f"cannot reach the owner of the queue at {address!r}: {why}; check the owner process (the pid in dque.owner)"
+
+
+def _timeval(seconds: float) -> bytes:
+    seconds = max(seconds, 0.001)  # (0 would mean no deadline at all)
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
+
+
+def _socket_of(fd: int, method: Any, *args: Any) -> Any:
+    """``method(sock, *args)`` on a socket object lent the connection's fd (which stays open)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
+    try:
+        return method(sock, *args)
+    finally:
+        sock.detach()
+
+
+def _set_timeouts(fd: int, seconds: float) -> None:
+    """Every later read and write on ``fd`` raises BlockingIOError after ``seconds`` without progress."""
+    value = _timeval(seconds)
+
+    def set_both(sock: socket.socket) -> None:
+        if socket.getdefaulttimeout() is not None:
+            sock.setblocking(True)  # (a socket object made with a default timeout set O_NONBLOCK)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+    _socket_of(fd, set_both)
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no time left")
+    return left
+
+
+def _dial(address: str, authkey: bytes, deadline: float) -> Any:
+    """An authenticated ``Connection`` to the owner at ``address``, by ``deadline``.
+
+    Raises OSError (BlockingIOError or TimeoutError when the deadline passed),
+    EOFError, or AuthenticationError. The connection's reads and writes are
+    left with the time remaining as their deadline.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(_left(deadline))
+        sock.connect(address)  # (a stopped owner's listener still accepts: the reads below time out)
+        sock.setblocking(True)
+        value = _timeval(_left(deadline))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        conn = multiprocessing.connection.Connection(sock.detach())
+    finally:
+        sock.close()
+    try:
+        multiprocessing.connection.answer_challenge(conn, authkey)
+        _set_timeouts(conn.fileno(), _left(deadline))
+        multiprocessing.connection.deliver_challenge(conn, authkey)
+        _set_timeouts(conn.fileno(), _left(deadline))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _client_for_manager(address: str, authkey: bytes | None = None) -> Any:
+    """``multiprocessing.connection.Client`` with deadlines: for the manager's own requests (create, incref, shutdown)."""
+    return _dial(address, bytes(authkey or b""), time.monotonic() + REPLY_TIMEOUT)
 
 
 _PROCESS_ID: list[str] = []
@@ -429,13 +692,20 @@ class DQueManager(BaseManager):
 
     _Server = _OwnerServer
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._Client = _client_for_manager
+
 
 DQueManager.register("queue", callable=_served, proxytype=_QueueProxy)
 
 
-def _abstract_address() -> str:
-    # Linux abstract socket: no file to leave behind when the owner is killed.
-    return f"\0dque-{os.getpid()}-{secrets.token_hex(8)}"
+def _new_address() -> tuple[str, str | None]:
+    """A fresh address for an owner, and the private directory holding it (None for an abstract one)."""
+    if _ABSTRACT:  # a Linux abstract socket: no file to leave behind when the owner is killed
+        return f"\0dque-{os.getpid()}-{secrets.token_hex(8)}", None
+    sockdir = tempfile.mkdtemp(prefix="dque-")  # mode 0700: only this user reaches the socket
+    return os.path.join(sockdir, "owner"), sockdir
 
 
 def _write_owner_file(qdir: str, info: dict[str, Any]) -> None:
@@ -475,7 +745,10 @@ class ProcessSafeDQue:
 
     ``close()`` on the creating handle syncs, releases the lock and stops the
     owner; on any other handle it only disconnects. If the owner dies, every
-    call (including one blocked waiting) raises OwnerGoneError.
+    call (including one blocked waiting) raises OwnerGoneError; so does every
+    call the owner does not answer within REPLY_TIMEOUT (it is stopped or hung),
+    blocking calls too, whatever their timeout: no call waits forever on an
+    owner that cannot answer.
 
     ``if_locked="attach"`` attaches to a live owner instead of raising
     LockedError when the queue is already held by one.
@@ -520,34 +793,48 @@ class ProcessSafeDQue:
             probe.release()
         ctx = multiprocessing.get_context(context) if context is None or isinstance(context, str) else context
         authkey = os.urandom(32)
-        address = _abstract_address()
+        address, sockdir = _new_address()
         manager = DQueManager(address=address, authkey=authkey, ctx=ctx)
-        manager.start(_owner_init, (name, dirpath, options))
+        try:
+            manager.start(_owner_init, (name, dirpath, options, sockdir))
+        except BaseException:
+            _remove_sockdir(sockdir)
+            raise
         try:
             proxy = manager.queue()
-            info = proxy._callmethod("check")
+            proxy._open()
+            info = proxy._info
             token = secrets.token_hex(8)
             _write_owner_file(
                 qdir,
-                {"address": address, "authkey": authkey.hex(), "pid": manager._process.pid, "token": token},
+                {
+                    "address": address, "authkey": authkey.hex(), "pid": manager._process.pid, "token": token,
+                    "ident": proxy._id,
+                },
             )
         except BaseException:
             manager.shutdown()
+            _remove_sockdir(sockdir)
             raise
-        self._setup(qdir, proxy, info, token, manager)
+        self._setup(qdir, proxy, info, token, manager, sockdir)
 
     def _connect(self, qdir: str, wait: float = 0.0) -> None:
+        """Connect to the owner named in the queue's owner file (retrying for ``wait`` seconds).
+
+        Each attempt takes at most REPLY_TIMEOUT; OwnerGoneError or FileNotFoundError.
+        """
         deadline = time.monotonic() + wait
         while True:
             try:
                 owner = _read_owner_file(qdir)
-                manager = DQueManager(address=owner["address"], authkey=bytes.fromhex(owner["authkey"]))
                 try:
-                    manager.connect()
-                    proxy = manager.queue()
-                except (OSError, EOFError) as exc:
-                    raise OwnerGoneError(f"the owner of queue {qdir} is gone: {exc}") from None
-                info = proxy._callmethod("check")
+                    token = multiprocessing.managers.Token("queue", owner["address"], owner["ident"])
+                    authkey = bytes.fromhex(owner["authkey"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise OwnerGoneError(f"unusable owner file in {qdir}: {exc!r}") from None
+                proxy = _QueueProxy(token, "pickle", authkey=authkey, incref=False)
+                proxy._open()
+                info = proxy._info
                 break
             except (OwnerGoneError, FileNotFoundError):
                 if time.monotonic() >= deadline:
@@ -555,7 +842,9 @@ class ProcessSafeDQue:
                 time.sleep(0.05)
         self._setup(qdir, proxy, info, owner["token"], None)
 
-    def _setup(self, qdir: str, proxy: _QueueProxy, info: dict[str, Any], token: str, manager: Any) -> None:
+    def _setup(
+        self, qdir: str, proxy: _QueueProxy, info: dict[str, Any], token: str, manager: Any, sockdir: str | None = None
+    ) -> None:
         self.path = qdir
         self.dirpath, self.name = os.path.split(qdir)
         self._segment_size: int = info["segment_size"]
@@ -569,7 +858,7 @@ class ProcessSafeDQue:
         self._closed = False
         self._finalizer = None
         if manager is not None:
-            self._finalizer = weakref.finalize(self, _stop_owner, proxy, manager, qdir, self._pid)
+            self._finalizer = weakref.finalize(self, _stop_owner, proxy, manager, qdir, self._pid, sockdir)
 
     @property
     def segment_size(self) -> int:
@@ -607,6 +896,24 @@ class ProcessSafeDQue:
         except ClosedError:
             # This handle is open: the owner's queue was closed (its creator closed it or died).
             raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
+
+    def _wait(self, timeout: float | None, method: str, *args: Any, tail: tuple = ()) -> Any:
+        """``self._call(method, *args, True, wait, *tail)`` in waits of at most _WAIT_SLICE, until ``timeout`` (None: forever).
+
+        The owner answers each request within its wait (Empty or Full when
+        nothing came), so every reply has the same deadline, REPLY_TIMEOUT, and a
+        stopped owner is noticed even by a call that waits forever.
+        """
+        if timeout is not None and timeout <= _WAIT_SLICE:
+            return self._call(method, *args, True, timeout, *tail)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _WAIT_SLICE if deadline is None else max(0.0, min(_WAIT_SLICE, deadline - time.monotonic()))
+            try:
+                return self._call(method, *args, True, wait, *tail)
+            except (Empty, Full):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
 
     def _serialize(self, item: Any) -> bytes:
         if self._closed or self._proxy is None:
@@ -648,9 +955,11 @@ class ProcessSafeDQue:
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """``queue.Queue.put``: waits for room while at ``maxsize`` (Full on timeout or if not ``block``)."""
-        if block:
-            check_timeout(timeout)
-        self._call("put", [self._serialize(item)], bool(block), timeout)
+        if not block:
+            self._call("put", [self._serialize(item)], False, None)
+            return
+        check_timeout(timeout)
+        self._wait(timeout, "put", [self._serialize(item)])
 
     def put_nowait(self, item: Any) -> None:
         self.put(item, block=False)
@@ -675,7 +984,9 @@ class ProcessSafeDQue:
         if not block:
             return self.dequeue()
         check_timeout(timeout)
-        return self._deserialize(self._call("take", 1, True, timeout)[0])
+        if timeout is not None and timeout <= _WAIT_SLICE:  # (_wait's first case, inline: the common one)
+            return self._deserialize(self._call("take", 1, True, timeout)[0])
+        return self._deserialize(self._wait(timeout, "take", 1)[0])
 
     def get_nowait(self) -> Any:
         return self.dequeue()
@@ -691,7 +1002,7 @@ class ProcessSafeDQue:
     def peek_block(self, timeout: float | None = None) -> Any:
         """The head item, not removed, waiting up to ``timeout`` seconds; Empty on timeout."""
         check_timeout(timeout)
-        return self._deserialize(self._call("peek", True, timeout))
+        return self._deserialize(self._wait(timeout, "peek"))
 
     def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
         """Take the head item under a lease (see ``DQue.lease``); Empty on timeout or if not ``block``.
@@ -702,7 +1013,9 @@ class ProcessSafeDQue:
         """
         if block:
             check_timeout(timeout)
-        got = self._call("lease", 1, bool(block), timeout, ttl)
+            got = self._wait(timeout, "lease", 1, tail=(ttl,))
+        else:
+            got = self._call("lease", 1, False, None, ttl)
         if not got:
             raise Empty
         return self._make_leases(got)[0]
@@ -774,7 +1087,8 @@ class ProcessSafeDQue:
 
     def join(self) -> None:
         """Block until every item put has been taken and marked done, by any process."""
-        self._call("join")
+        while not self._call("join", _WAIT_SLICE):
+            pass
 
     def segment_numbers(self) -> tuple[int, int]:
         return tuple(self._call("call", "segment_numbers"))
@@ -827,7 +1141,12 @@ class ProcessSafeDQue:
         return f"<ProcessSafeDQue {getattr(self, 'path', '?')!r} {role}{' closed' if self._closed else ''}>"
 
 
-def _stop_owner(proxy: _QueueProxy, manager: Any, qdir: str, creator_pid: int) -> None:
+def _remove_sockdir(sockdir: str | None) -> None:
+    if sockdir is not None:
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def _stop_owner(proxy: _QueueProxy, manager: Any, qdir: str, creator_pid: int, sockdir: str | None = None) -> None:
     if os.getpid() != creator_pid:
         return  # a forked child dropping its copy of the creating handle stops nothing
     try:
@@ -841,7 +1160,10 @@ def _stop_owner(proxy: _QueueProxy, manager: Any, qdir: str, creator_pid: int) -
                 os.unlink(path)
     except (OSError, ValueError):
         pass
-    manager.shutdown()
+    try:
+        manager.shutdown()
+    finally:
+        _remove_sockdir(sockdir)
 
 
 _attached: dict[tuple[int, str], ProcessSafeDQue] = {}
