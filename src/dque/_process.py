@@ -338,6 +338,11 @@ class _Owner:
     def get_turbo(self) -> bool:
         return self._q().turbo
 
+    def get_attr(self, name: str) -> Any:
+        if name not in _ATTRIBUTES:
+            raise AttributeError(name)
+        return getattr(self._q(), name)
+
     def call(self, name: str, *args: Any) -> Any:
         if name not in _PLAIN_CALLS:
             raise AttributeError(name)
@@ -351,9 +356,10 @@ class _Owner:
 _PLAIN_CALLS = frozenset(
     {
         "size", "full", "empty", "segment_numbers", "turbo_on", "turbo_off", "turbo_sync", "task_done",
-        "ack_many", "release_many", "in_flight",
+        "ack_many", "release_many", "in_flight", "shutdown",
     }
 )
+_ATTRIBUTES = frozenset({"is_shutdown", "unfinished_tasks"})  # read through get_attr
 _OWNER = _Owner()
 
 
@@ -506,7 +512,8 @@ class _QueueProxy(BaseProxy):
             self._incref()
 
     _exposed_ = (
-        "hello", "check", "put", "take", "peek", "lease", "join", "get_maxsize", "set_maxsize", "get_turbo", "call", "close",
+        "hello", "check", "put", "take", "peek", "lease", "join", "get_maxsize", "set_maxsize", "get_turbo", "get_attr",
+        "call", "close",
     )
 
     def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
@@ -893,9 +900,12 @@ class ProcessSafeDQue:
             self._ensure_connected()
         try:
             return self._proxy._callmethod(method, args)
-        except ClosedError:
-            # This handle is open: the owner's queue was closed (its creator closed it or died).
-            raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
+        except (ClosedError, OwnerGoneError) as exc:
+            if self._closed:  # this handle was closed while the call waited: as DQue says it
+                raise ClosedError(f"queue handle {self.path} was closed") from None
+            if isinstance(exc, ClosedError):  # this handle is open: the owner's queue was closed (its creator closed it or died)
+                raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
+            raise
 
     def _wait(self, timeout: float | None, method: str, *args: Any, tail: tuple = ()) -> Any:
         """``self._call(method, *args, True, wait, *tail)`` in waits of at most _WAIT_SLICE, until ``timeout`` (None: forever).
@@ -1089,6 +1099,20 @@ class ProcessSafeDQue:
         """Block until every item put has been taken and marked done, by any process."""
         while not self._call("join", _WAIT_SLICE):
             pass
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """``DQue.shutdown`` for every process: a shutdown by any handle is seen by all (it is the owner's)."""
+        self._call("call", "shutdown", bool(immediate))
+
+    @property
+    def is_shutdown(self) -> bool:
+        """True once any handle called :meth:`shutdown` (until the owner stops)."""
+        return bool(self._call("get_attr", "is_shutdown"))
+
+    @property
+    def unfinished_tasks(self) -> int:
+        """Items put and not yet marked done, counted by the owner for every process."""
+        return int(self._call("get_attr", "unfinished_tasks"))
 
     def segment_numbers(self) -> tuple[int, int]:
         return tuple(self._call("call", "segment_numbers"))

@@ -29,21 +29,7 @@ from . import backends
 LINUX = sys.platform.startswith("linux")
 
 # (backend name prefix, test function name) -> the bug. A prefix "procs-" covers procs-fork and procs-spawn.
-_CLOSE_BUG = (
-    "bug: a call blocked in another thread when the creating handle's close() runs raises OwnerGoneError, "
-    "not ClosedError (README error table; ProcessSafeDQue._call maps the owner's ClosedError to OwnerGoneError)"
-)
-_SHUTDOWN_BUG = "bug: ProcessSafeDQue has no shutdown()/is_shutdown/unfinished_tasks (README: 'the whole DQue API')"
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("procs-", "test_puts_raise_and_takes_drain_then_raise"): _SHUTDOWN_BUG,
-    ("procs-", "test_immediate_takes_raise_at_once_and_join_returns"): _SHUTDOWN_BUG,
-    ("procs-", "test_shutdown_wakes_blocked_callers_with_shut_down"): _SHUTDOWN_BUG,
-    ("procs-", "test_shutdown_deletes_nothing"): _SHUTDOWN_BUG,
-    ("procs-", "test_every_backend_is_a_queue_at_run_time"): _SHUTDOWN_BUG,
-    ("procs-", "test_close_wakes_a_blocked_take_with_closed_error"): _CLOSE_BUG,
-    ("procs-", "test_close_wakes_a_blocked_put_with_closed_error"): _CLOSE_BUG,
-    ("procs-", "test_close_wakes_a_blocked_join_with_closed_error"): _CLOSE_BUG,
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}  # (none today)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
