@@ -42,6 +42,20 @@ from .errors import (  # noqa: E402
     SyncError,
 )
 
+
+def __getattr__(name: str) -> object:
+    """``dque.RedisQueue`` and ``dque.BackendError``, imported on first use (so redis-py stays optional)."""
+    if name == "RedisQueue":
+        from ._redis import RedisQueue  # ImportError if redis-py is missing: pip install dque[redis]
+
+        return RedisQueue
+    if name == "BackendError":
+        from ._redis_errors import BackendError
+
+        return BackendError
+    raise AttributeError(f"module 'dque' has no attribute {name!r}")
+
+
 new = DQue.new
 open = DQue.open  # noqa: A001 - the Go API's name (not in __all__: a star import keeps the built-in open)
 new_or_open = DQue.new_or_open
