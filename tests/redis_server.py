@@ -50,10 +50,13 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process with durable settings (AOF, fsync at every write)."""
 
-    def __init__(self, dirpath: str, port: int | None = None, appendfsync: str = "always") -> None:
+    def __init__(
+        self, dirpath: str, port: int | None = None, appendfsync: str = "always", appendonly: bool = True
+    ) -> None:
         self.dirpath = dirpath
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,7 +75,7 @@ class RedisServer:
         args = [
             BINARY,
             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dirpath,
-            "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync, "--save", "",
             "--daemonize", "no", "--logfile", os.path.join(self.dirpath, "redis.log"),
         ]  # fmt: skip
         self.proc = subprocess.Popen(
