@@ -424,25 +424,59 @@ def test_unreachable_server_is_a_backend_error() -> None:
     assert isinstance(info.value, dque.DQueError) and isinstance(info.value, ConnectionError)
 
 
-def test_server_restart_mid_session(tmp_path) -> None:
-    """A handle survives a server restart: calls during the outage raise BackendError, then work."""
+def test_server_restart_keeps_everything(tmp_path) -> None:
+    """SIGKILL and restart the server: items, leases (renewed again), returned order, deliveries, counters."""
     if SKIP_REASON is not None:
         pytest.skip(SKIP_REASON)
     s = RedisServer(str(tmp_path)).start()
     try:
-        q = dque.RedisQueue("r", s.url, lease_ttl=5)
-        q.enqueue_many([1, 2])
-        lease = q.lease()
+        q = dque.RedisQueue("r", s.url, lease_ttl=1.0)
+        q.enqueue_many(range(5))
+        first, second, held = q.lease_many(3)
+        q.release_many([second.id, first.id])
         s.kill()
         with pytest.raises(dque.BackendError):
-            q.enqueue(3)
+            q.enqueue(9)
         s.start()
-        assert q.size() == 1
-        lease.ack()
-        assert q.get() == 2
+        time.sleep(2.5)  # > 2 lease_ttls: the live holder renews again once the server is back
+        assert (q.size(), q.in_flight(), q.unfinished_tasks) == (4, 1, 5)
+        held.ack()
+        got = q.lease_many(10)
+        assert [(x.item, x.deliveries) for x in got] == [(0, 2), (1, 2), (3, 1), (4, 1)]
+        q.ack_many([x.id for x in got])
+        assert q.unfinished_tasks == 0
         q.close()
     finally:
         s.stop()
+
+
+def test_leases_expire_during_a_long_outage(tmp_path) -> None:
+    """Down longer than lease_ttl: a live holder's lease is gone (ack: LeaseError), its item handed out again."""
+    if SKIP_REASON is not None:
+        pytest.skip(SKIP_REASON)
+    s = RedisServer(str(tmp_path)).start()
+    try:
+        q = dque.RedisQueue("r", s.url, lease_ttl=0.5)
+        q.enqueue("a")
+        lease = q.lease()
+        s.kill()
+        time.sleep(1.0)
+        s.start()
+        with pytest.raises(dque.LeaseError):
+            wait_until(lambda: _ack_fails_with_backend_error(lease), "an ack that reaches the server", PATIENCE)
+        again = q.lease(timeout=PATIENCE)
+        assert (again.item, again.deliveries) == ("a", 2)
+        q.close()
+    finally:
+        s.stop()
+
+
+def _ack_fails_with_backend_error(lease) -> bool:
+    try:
+        lease.ack()
+    except dque.BackendError:
+        return False
+    return True
 
 
 def test_import_without_redis_module() -> None:

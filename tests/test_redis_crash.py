@@ -138,6 +138,31 @@ def test_killed_consumers_leases_come_back_within_lease_ttl(tmp_path: Path) -> N
         server.stop()
 
 
+def test_killed_consumers_leases_at_max_deliveries_go_to_the_dead_letters(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path)).start()
+    proc = None
+    try:
+        url, name = server.url, "crash-dead"
+        q = dque.RedisQueue(name, url, lease_ttl=LEASE_TTL, max_deliveries=1)
+        q.enqueue_many(range(6))
+        log = tmp_path / "consumer.log"
+        proc = subprocess.Popen([sys.executable, "-c", CONSUMER, url, name, str(log), "3", str(LEASE_TTL)], env=_env())
+        wait_until(lambda: ["ready"] in _lines(log), "the consumer holding leases", PATIENCE)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(PATIENCE)
+        wait_until(lambda: q.in_flight() == 0, "the dead consumer's leases settled", PATIENCE, poll=0.05)
+        dead = dque.RedisQueue(name + ".dead", url)
+        assert dead.dequeue_many(10) == [0, 1, 2]  # handed out once, never acked: dead letters
+        assert q.dequeue_many(10) == [3, 4, 5]
+        assert q.unfinished_tasks == 3  # the dead letters count as done
+        dead.close()
+        q.close()
+    finally:
+        if proc is not None:
+            _kill(proc)
+        server.stop()
+
+
 def _server_kills(tmp_path: Path, appendonly: bool) -> dict[str, set[int]]:
     """SIGKILL the server 3 times under a producer's puts and acks; restart it each time; drain and compare."""
     (tmp_path / "redis").mkdir()

@@ -135,6 +135,10 @@ class RedisQueue:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             if self._closed:
                 raise ClosedError(f"queue {self.name!r} is closed") from None
+            try:  # the idle pooled connections are likely dead too (a server restart): drop them
+                self._redis.connection_pool.disconnect(inuse_connections=False)
+            except Exception:
+                pass
             raise BackendError(f"redis at {self.url}: {exc}") from exc
         except redis.ResponseError as exc:
             raise BackendError(f"redis at {self.url} answered: {exc}") from exc

@@ -239,7 +239,8 @@ local lost = {}
 for i = 3, #ARGV, 3 do
   local id, want, deadline = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local ok = false
-  if redis.call('ZSCORE', KEYS[2], id) then
+  local expiry = redis.call('ZSCORE', KEYS[2], id)
+  if expiry and tonumber(expiry) >= now then  -- an expired lease is gone, even if not yet settled
     local count, owner = pending_of(id)
     ok = count == want and owner == consumer
   end
