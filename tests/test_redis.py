@@ -86,6 +86,11 @@ def test_two_handles_share_the_queue(open_q) -> None:
     a.enqueue_many(range(5))
     assert b.size() == 5
     assert [b.get(), a.get(), b.get()] == [0, 1, 2]
+    c = pickle.loads(pickle.dumps(a))  # a new handle on the same queue (for multiprocessing children)
+    try:
+        assert (c.name, c.url, c.get()) == (a.name, a.url, 3) and c.consumer != a.consumer
+    finally:
+        c.close()
 
 
 def test_blocking_get_times_out_and_wakes(open_q) -> None:

@@ -13,6 +13,7 @@ built-in ``open`` alone.
 
 import os as _os
 import sys as _sys
+import typing as _typing
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
 
@@ -41,6 +42,10 @@ from .errors import (  # noqa: E402
     ShutDown,
     SyncError,
 )
+
+if _typing.TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports them on first use
+    from ._redis import RedisQueue as RedisQueue
+    from ._redis_errors import BackendError as BackendError
 
 
 def __getattr__(name: str) -> object:

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from time import monotonic, sleep
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -91,6 +91,7 @@ class RedisQueue:
         self._mutex = threading.Lock()
         self._leases: dict[str, tuple[str, int, int]] = {}  # lease id -> (entry id, deliveries, hard deadline ms)
         self._own_client = client is None
+        self._socket_timeout = socket_timeout
         if client is None:
             client = redis.Redis.from_url(
                 url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, retry=Retry(NoBackoff(), 0)
@@ -120,9 +121,9 @@ class RedisQueue:
                 self._redis.hsetnx(aux(queue, "meta"), "serializer", name)
             stored = self._redis.hget(aux(self.name, "meta"), "serializer")
             if stored != name:
+                was = stored.decode(errors="replace") if isinstance(stored, bytes) else stored
                 raise ConfigError(
-                    f"queue {self.name!r} was created with serializer {stored.decode(errors='replace')!r}, "
-                    f"not {self._serializer_name!r}"
+                    f"queue {self.name!r} was created with serializer {was!r}, not {self._serializer_name!r}"
                 )
             self._script("cleanup", self.consumer, IDLE_CONSUMER_MS)
 
@@ -326,7 +327,9 @@ class RedisQueue:
             with self._mutex:
                 self._leases[lease_id] = (entry, count, deadline)
             try:
-                leases.append(Lease(self, lease_id, self._loads(payload), count))
+                leases.append(
+                    Lease(cast(Any, self), cast(Any, lease_id), self._loads(payload), count)
+                )  # (typed for int ids)
             except SerializationError as exc:
                 bad.append((lease_id, exc))
         self._renewer.start()
@@ -547,6 +550,28 @@ class RedisQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (e.g. to a ``multiprocessing`` child), a handle opens a new one on the same queue and url.
+
+        The new handle has its own consumer (its own leases) and this one's
+        settings; a handle made with ``client=`` is re-made from its ``url``.
+        """
+        from ._serializers import BUILTIN
+
+        serializer = (
+            self._serializer_name if BUILTIN.get(self._serializer_name) is self._serializer else self._serializer
+        )
+        return (
+            _reopen,
+            (self.name, self.url, serializer, self.maxsize, self.max_deliveries, self.lease_ttl, self._socket_timeout),
+        )
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<RedisQueue {self.name!r} at {self.url} ({state})>"
+
+
+def _reopen(
+    name: str, url: str, serializer: Any, maxsize: int, max_deliveries: int, lease_ttl: float, socket_timeout: float
+) -> RedisQueue:
+    return RedisQueue(name, url, serializer, maxsize, max_deliveries, lease_ttl, socket_timeout=socket_timeout)

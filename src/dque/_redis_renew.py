@@ -34,12 +34,9 @@ class Renewer:
         if self._thread is not None:
             return
         with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run,
-                    name=f"dque-renew {self._queue().name}",
-                    daemon=True,  # type: ignore[union-attr]
-                )
+            queue = self._queue()
+            if self._thread is None and not self._stop.is_set() and queue is not None:
+                self._thread = threading.Thread(target=self._run, name=f"dque-renew {queue.name}", daemon=True)
                 self._thread.start()
 
     def stop(self) -> None:
