@@ -494,3 +494,67 @@ def test_import_without_redis_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# ------------------------------------------------------------------ a model
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_operations_match_a_model(open_q, name: str, seed: int) -> None:
+    """Random puts, takes, leases, acks and releases on two handles, checked call by call against a model."""
+    import heapq
+    import random
+
+    rng = random.Random(seed)
+    handles = [open_q(max_deliveries=3), open_q(max_deliveries=3)]
+    ready: list[tuple[int, int]] = []  # heap of (order, item): released items keep their place
+    leases: dict[str, tuple[int, int, dque.RedisQueue]] = {}
+    deliveries: dict[int, int] = {}
+    dead: list[int] = []
+    n = 0
+    for _ in range(400):
+        q = rng.choice(handles)
+        op = rng.choice(("put", "put", "many", "get", "lease", "lease", "lease_many", "ack", "release", "peek"))
+        if op == "put":
+            q.enqueue(n)
+            heapq.heappush(ready, (n, n))
+            n += 1
+        elif op == "many":
+            q.enqueue_many(range(n, n + 3))
+            for i in range(n, n + 3):
+                heapq.heappush(ready, (i, i))
+            n += 3
+        elif op == "get":
+            k = rng.choice((1, 2))
+            want = [heapq.heappop(ready)[1] for _ in range(min(k, len(ready)))]
+            assert q.dequeue_many(k) == want
+        elif op in ("lease", "lease_many"):
+            k = 1 if op == "lease" else rng.choice((1, 2, 3))
+            want = [heapq.heappop(ready)[1] for _ in range(min(k, len(ready)))]
+            got = q.lease_many(k)
+            assert [x.item for x in got] == want
+            for x in got:
+                deliveries[x.item] = deliveries.get(x.item, 0) + 1
+                assert x.deliveries == deliveries[x.item]
+                leases[x.id] = (x.item, x.item, q)
+        elif op in ("ack", "release") and leases:
+            lease_id = rng.choice(sorted(leases))
+            item, _, holder = leases.pop(lease_id)
+            if q is not holder:
+                with pytest.raises(dque.LeaseError):  # a lease is settled by the handle that took it
+                    getattr(q, op)(lease_id)
+            getattr(holder, op)(lease_id)
+            if op == "release":
+                if deliveries[item] >= 3:
+                    dead.append(item)
+                else:
+                    heapq.heappush(ready, (item, item))
+        elif op == "peek":
+            if ready:
+                assert q.peek() == ready[0][1]
+            else:
+                with pytest.raises(dque.Empty):
+                    q.peek()
+        assert (q.size(), q.in_flight()) == (len(ready), len(leases))
+    assert open_q(name + ".dead").dequeue_many(1000) == dead
+    assert dead and n > 100, "the run exercised too little"
