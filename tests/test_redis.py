@@ -514,7 +514,9 @@ def test_random_operations_match_a_model(open_q, name: str, seed: int) -> None:
     n = 0
     for _ in range(400):
         q = rng.choice(handles)
-        op = rng.choice(("put", "put", "many", "get", "lease", "lease", "lease_many", "ack", "release", "peek"))
+        op = rng.choice(
+            ("put", "put", "many", "get", "lease", "lease", "lease_many", "ack", "release", "release", "peek")
+        )
         if op == "put":
             q.enqueue(n)
             heapq.heappush(ready, (n, n))
