@@ -26,6 +26,7 @@ if _sys.platform == "win32" or _os.name != "posix":
 
 from ._lease import Lease  # noqa: E402 - after the platform check
 from ._process import ProcessSafeDQue, attach  # noqa: E402
+from ._protocol import Queue  # noqa: E402
 from ._queue import DQue  # noqa: E402
 from ._serializers import BytesSerializer, JsonSerializer, PickleSerializer  # noqa: E402
 from .errors import (  # noqa: E402
@@ -67,6 +68,7 @@ new_or_open = DQue.new_or_open
 
 __all__ = [
     "DQue",
+    "Queue",
     "ProcessSafeDQue",
     "attach",
     "OwnerGoneError",
