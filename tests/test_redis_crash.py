@@ -163,6 +163,54 @@ def test_killed_consumers_leases_at_max_deliveries_go_to_the_dead_letters(tmp_pa
         server.stop()
 
 
+BATCHER = """
+import os, sys, dque
+url, name, log = sys.argv[1], sys.argv[2], sys.argv[3]
+fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+q = dque.RedisQueue(name, url)
+for b in range(10**6):
+    os.write(fd, f"b {b}\\n".encode())
+    q.enqueue_many([(b, i, bytes(200)) for i in range(500)])
+    os.write(fd, f"put {b}\\n".encode())
+"""
+
+
+def test_killed_client_puts_whole_batches_or_nothing(tmp_path: Path) -> None:
+    """SIGKILL a client in the middle of enqueue_many calls of 500 items: each batch is there whole or not at all."""
+    server = RedisServer(str(tmp_path)).start()
+    procs: list[subprocess.Popen] = []
+    rng = random.Random()
+    try:
+        name = "crash-batches"
+        for n in range(4):
+            log = tmp_path / f"batcher{n}.log"
+            proc = subprocess.Popen([sys.executable, "-c", BATCHER, server.url, name, str(log)], env=_env())
+            procs.append(proc)
+            wait_until(lambda log=log: len(_lines(log)) > 4, "the client at work", PATIENCE, poll=0.01)
+            time.sleep(rng.uniform(0.0, 0.05))
+            _kill(proc)
+        q = dque.RedisQueue(name, server.url)
+        items = q.dequeue_many(10**6)
+        q.close()
+        batches: dict[tuple[int, int], list[int]] = {}
+        client = -1
+        for b, i, _ in items:
+            if b == 0 and i == 0:
+                client += 1  # each client numbers its batches from 0, in order
+            batches.setdefault((client, b), []).append(i)
+        assert all(got == list(range(500)) for got in batches.values()), "a batch is there in part"
+        for n in range(4):
+            words = _lines(tmp_path / f"batcher{n}.log")
+            done = {int(w[1]) for w in words if w[0] == "put"}
+            begun = {int(w[1]) for w in words if w[0] == "b"}
+            there = {b for (c, b) in batches if c == n}
+            assert done <= there <= begun, f"client {n}: returned {sorted(done)}, there {sorted(there)}"
+    finally:
+        for proc in procs:
+            _kill(proc)
+        server.stop()
+
+
 def _server_kills(tmp_path: Path, appendonly: bool) -> dict[str, set[int]]:
     """SIGKILL the server 3 times under a producer's puts and acks; restart it each time; drain and compare."""
     (tmp_path / "redis").mkdir()
