@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import random
 import shutil
@@ -49,6 +50,13 @@ LEASE_TTL = 1.0
 ROLES = ("producer", "consumer", "leaser")
 PATIENCE = 30.0
 ID_BASE = 10**7
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL when the orchestrator dies, so a killed run leaves no server or worker behind."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _ledger(path: str):
@@ -145,7 +153,9 @@ class Server:
             raise SystemExit("crash_loop --backend redis: no redis-server on PATH (apt-get install redis-server)")
         cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dirpath, "--appendonly", "yes",
                "--appendfsync", "always", "--save", "", "--daemonize", "no", "--logfile", "redis.log"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         import redis
 
         deadline = time.monotonic() + PATIENCE
@@ -184,7 +194,7 @@ class Result:
 def _start(script: str, role: str, server: Server, queue: str, logdir: str, tag: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, script, "--backend", "redis", "--role", role, "--url", server.url, "--queue", queue,
            "--logdir", logdir, "--tag", str(tag)]  # fmt: skip
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

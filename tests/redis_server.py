@@ -12,11 +12,13 @@ here) gives one server per test.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -39,6 +41,15 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
 needs_redis = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGKILL if the test process dies first, so none is ever left behind."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
 
 
 def free_port() -> int:
@@ -79,7 +90,11 @@ class RedisServer:
             "--daemonize", "no", "--logfile", os.path.join(self.dirpath, "redis.log"),
         ]  # fmt: skip
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
