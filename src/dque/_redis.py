@@ -11,6 +11,7 @@ the durability contract.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -35,6 +36,8 @@ from ._serializers import resolve
 from .errors import ClosedError, ConfigError, Empty, Full, LeaseError, SerializationError, ShutDown
 
 __all__ = ["RedisQueue", "BackendError"]
+
+_log = logging.getLogger("dque")
 
 SLICE = 0.1  # a blocked call wakes at least this often to see close(), shutdown() and released items
 PUT_SLICE = 0.05  # a put waiting for room, and join(), poll this often
@@ -260,6 +263,13 @@ class RedisQueue:
                 bad.append((payload, exc))
         if bad:
             self._script("dead_raw", *[payload for payload, _ in bad])
+            _log.error(
+                "dque: %d item(s) of %s cannot be deserialized: moved to %s: %s",
+                len(bad),
+                self.name,
+                self._keys[4],
+                bad[0][1],
+            )
             if not items:
                 raise SerializationError(f"{bad[0][1]} (the item was moved to {self._keys[4]!r})") from bad[0][1]
         return items
