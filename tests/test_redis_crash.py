@@ -121,7 +121,7 @@ def test_killed_consumers_leases_come_back_within_lease_ttl(tmp_path: Path) -> N
             proc.wait(PATIENCE)
         wait_until(lambda: q.in_flight() == 0, "the dead consumers' leases back", PATIENCE, poll=0.05)
         back_after = time.monotonic() - killed_at
-        assert back_after <= LEASE_TTL + 1.0, f"leases came back after {back_after:.2f} s (lease_ttl {LEASE_TTL} s)"
+        assert back_after <= LEASE_TTL + 2.0, f"leases came back after {back_after:.2f} s (lease_ttl {LEASE_TTL} s)"
         assert q.size() == 20
         leases = q.lease_many(30)
         got = {lease.item: lease.deliveries for lease in leases}
