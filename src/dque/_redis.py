@@ -40,6 +40,7 @@ __all__ = ["RedisQueue", "BackendError"]
 _log = logging.getLogger("dque")
 
 SLICE = 0.1  # a blocked call wakes at least this often to see close(), shutdown() and released items
+CLOSE_WAIT = 2.0  # close() waits this long at most for calls under way in other threads to end
 PUT_SLICE = 0.05  # a put waiting for room, and join(), poll this often
 IDLE_CONSUMER_MS = 3_600_000  # an empty consumer (a handle gone) idle this long is deleted at the next open
 
@@ -92,6 +93,7 @@ class RedisQueue:
         self._closed = False
         self._shutdown = _NOT_SHUT
         self._mutex = threading.Lock()
+        self._active = 0  # calls to the server under way (close() lets them end before it disconnects)
         self._leases: dict[str, tuple[str, int, int]] = {}  # lease id -> (entry id, deliveries, hard deadline ms)
         self._own_client = client is None
         self._socket_timeout = socket_timeout
@@ -134,8 +136,12 @@ class RedisQueue:
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a redis-py call; its connection errors become BackendError (ClosedError once closed)."""
+        with self._mutex:
+            self._active += 1
         try:
             return fn(*args)
+        except BackendError:
+            raise  # (from a nested call)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             if self._closed:
                 raise ClosedError(f"queue {self.name!r} is closed") from None
@@ -150,6 +156,13 @@ class RedisQueue:
             if self._closed:
                 raise ClosedError(f"queue {self.name!r} is closed") from None
             raise BackendError(f"redis at {self.url}: {exc!r}") from exc
+        except Exception:
+            if self._closed:  # redis-py's own errors when close() cut the connection under a call
+                raise ClosedError(f"queue {self.name!r} is closed") from None
+            raise
+        finally:
+            with self._mutex:
+                self._active -= 1
 
     def _script(self, name: str, *args: Any) -> Any:
         return self._call(self._scripts[name], self._keys, list(args))
@@ -546,6 +559,9 @@ class RedisQueue:
             self._closed = True
             with self._mutex:
                 self._leases.clear()
+            deadline = monotonic() + CLOSE_WAIT
+            while self._active and monotonic() < deadline:
+                sleep(0.005)  # blocked callers leave within SLICE, with ClosedError
             if self._own_client:
                 self._redis.close()
 
