@@ -127,6 +127,17 @@ def test_bad_arguments(open_q) -> None:
         dque.RedisQueue(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         q.ack(3)  # type: ignore[arg-type]
+    decoding = redis.Redis.from_url(q.url, decode_responses=True)
+    with pytest.raises(ValueError):
+        dque.RedisQueue("x", client=decoding)
+    decoding.close()
+    client = redis.Redis.from_url(q.url)
+    mine = dque.RedisQueue(q.name, client=client)  # a ready client: used as is, and left open by close()
+    assert mine.url == q.url
+    mine.enqueue(1)
+    mine.close()
+    assert client.ping() and q.get() == 1
+    client.close()
 
 
 def test_maxsize_full_and_blocking_put(open_q) -> None:

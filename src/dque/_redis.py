@@ -39,6 +39,8 @@ __all__ = ["RedisQueue", "BackendError"]
 
 _log = logging.getLogger("dque")
 
+DEFAULT_URL = "redis://localhost:6379/0"
+
 SLICE = 0.1  # a blocked call wakes at least this often to see close(), shutdown() and released items
 CLOSE_WAIT = 2.0  # close() waits this long at most for calls under way in other threads to end
 PUT_SLICE = 0.05  # a put waiting for room, and join(), poll this often
@@ -66,7 +68,7 @@ class RedisQueue:
     def __init__(
         self,
         name: str,
-        url: str = "redis://localhost:6379/0",
+        url: str = DEFAULT_URL,
         serializer: Any = None,
         maxsize: int = 0,
         max_deliveries: int = 0,
@@ -101,6 +103,12 @@ class RedisQueue:
             client = redis.Redis.from_url(
                 url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, retry=Retry(NoBackoff(), 0)
             )
+        else:
+            kwargs = client.get_connection_kwargs()
+            if kwargs.get("decode_responses"):
+                raise ValueError("RedisQueue needs a client made with decode_responses=False (items are bytes)")
+            if url == DEFAULT_URL and "host" in kwargs:  # (for repr and pickling: where the client goes)
+                self.url = f"redis://{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
         self._redis = client
         self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
         self._renewer = Renewer(self)
