@@ -5,6 +5,7 @@ Run it from the repository root with the project's virtualenv::
     python stress/crash_loop.py                     # 60 s, every mode, safe and turbo alternating
     python stress/crash_loop.py --quick             # a few seconds (CI smoke run)
     python stress/crash_loop.py --mode lease --turbo --cycles 20 --seed 7
+    python stress/crash_loop.py --backend redis     # RedisQueue and a redis-server it kills too (crash_redis.py)
 
 Each cycle works on a fresh queue (random small segment size, so that segments
 roll over and get deleted all the time) in its own directory under ``--dir``:
@@ -1022,6 +1023,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-run", type=float, default=1.2, help="most time a process runs before a kill (s)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 short cycles (one per mode), a few seconds")
     p.add_argument("--keep", action="store_true", help="keep every cycle's directory")
+    p.add_argument(
+        "--backend",
+        choices=("file", "redis"),
+        default="file",
+        help="file (default: DQue, ProcessSafeDQue) or redis (RedisQueue on a redis-server it starts; see crash_redis.py)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="a line per cycle")
     # hidden: the worker processes are this script with --role
     p.add_argument("--role", choices=("plain", "owner", "producer", "consumer", "leaser"), help=argparse.SUPPRESS)
@@ -1031,7 +1038,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", type=int, help=argparse.SUPPRESS)
     p.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--pause2", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--queue", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.backend == "redis":
+        import crash_redis  # stress/crash_redis.py: needs redis-py and a redis-server on PATH
+
+        if args.role:
+            crash_redis.worker(args)
+            return 0
     if args.role:
         worker_main(args)
         return 0
@@ -1043,6 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds = args.seconds or 30.0
     elif args.seconds is None and not args.cycles:
         args.seconds = 60.0
+    if args.backend == "redis":
+        return crash_redis.orchestrate(args)
     return orchestrate(args)
 
 

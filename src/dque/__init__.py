@@ -13,6 +13,7 @@ built-in ``open`` alone.
 
 import os as _os
 import sys as _sys
+import typing as _typing
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
 
@@ -43,6 +44,24 @@ from .errors import (  # noqa: E402
     ShutDown,
     SyncError,
 )
+
+if _typing.TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports them on first use
+    from ._redis import RedisQueue as RedisQueue
+    from ._redis_errors import BackendError as BackendError
+
+
+def __getattr__(name: str) -> object:
+    """``dque.RedisQueue`` and ``dque.BackendError``, imported on first use (so redis-py stays optional)."""
+    if name == "RedisQueue":
+        from ._redis import RedisQueue  # ImportError if redis-py is missing: pip install dque[redis]
+
+        return RedisQueue
+    if name == "BackendError":
+        from ._redis_errors import BackendError
+
+        return BackendError
+    raise AttributeError(f"module 'dque' has no attribute {name!r}")
+
 
 new = DQue.new
 open = DQue.open  # noqa: A001 - the Go API's name (not in __all__: a star import keeps the built-in open)
