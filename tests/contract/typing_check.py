@@ -19,6 +19,11 @@ def process_safe(dirpath: str) -> dque.Queue:
     return q2
 
 
+def redis_queue() -> dque.Queue:
+    q3: dque.Queue = dque.RedisQueue("q")
+    return q3
+
+
 def uses_the_protocol(q: dque.Queue) -> list[int]:
     """Code written against the protocol alone type-checks."""
     q.put(1, timeout=1.0)
