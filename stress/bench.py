@@ -288,9 +288,8 @@ def put_get(
         finally:
             close()
     check_fifo(got, items)
-    note = f"capped at {n:,} of {len(items):,} items by --max-seconds" if n < len(items) else ""
-    if len(got) < n:
-        note = (note + "; " if note else "") + f"dequeue capped at {len(got):,} items"
+    note = f"capped by --max-seconds before all {len(items):,} items were put / got (rates over the items done)"
+    note = note if len(got) < len(items) else ""
     return {"enq": n / t_put, "deq": len(got) / t_get, "n": n, "elapsed": t_put + t_get}, note
 
 
@@ -640,7 +639,10 @@ def scenario_safe(args: argparse.Namespace) -> Table:
 
 def scenario_batch(args: argparse.Namespace) -> Table:
     cols = [Column("enq", "enqueue items/s"), Column("deq", "dequeue items/s")]
-    title = f"batch: enqueue_many / dequeue_many of {BATCH} items ({args.items:,}) vs one item per call (turbo {args.items:,}, safe {args.safe_items:,})"
+    title = (
+        f"batch: enqueue_many / dequeue_many of {BATCH} items ({args.items:,}) "
+        f"vs one item per call (turbo {args.items:,}, safe {args.safe_items:,})"
+    )
     table = Table("batch", rounds_title(title, args.repeat), cols)
     table.legend = "   (ratio = per-round items/s divided by the same round's one-item-per-call row in the same mode)"
     items, safe_items = make_items(args.items), make_items(args.safe_items)
@@ -1161,8 +1163,9 @@ def scenario_leases(args: argparse.Namespace) -> Table:
         "leases",
         rounds_title(title, args.repeat),
         cols,
-        legend="   (base = the plain take in the same mode, under 'vs'; ratio = per-round items/s divided by the base's "
-        "in the same round;\n    time/item vs base = the per-round inverse, the lease+ack cost ratio; "
+        legend="   (base = the plain take in the same mode, under 'vs'; "
+        "ratio = per-round items/s divided by the base's in the same round;\n"
+        "    time/item vs base = the per-round inverse, the lease+ack cost ratio; "
         "fdatasync counted by wrapping dque._fs.datasync, per item and per take (dequeue, lease) / ack call;\n"
         "    dir fsyncs = dque._fs.sync_dir calls in the whole timed phase; turbo's syncs come from its background "
         "syncer, so they are not split by call)",
@@ -1324,7 +1327,8 @@ def scenario_large(args: argparse.Namespace) -> Table:
     ]
     title = (
         f"large: {count:,} items of 1 MB ({count:,} MB in all; issue 10's target is stated for 2 GB), "
-        "written then taken back; dque in a fresh process each, RSS growth = its VmHWM after the drain minus before the fill"
+        "written then taken back; dque in a fresh process each, "
+        "RSS growth = its VmHWM after the drain minus before the fill"
     )
     table = Table("large", rounds_title(title, args.repeat), cols)
     table.legend = "   (ratio = per-round MB/s divided by the same round's figure of the row named under 'vs')"
@@ -1352,7 +1356,8 @@ def scenario_large(args: argparse.Namespace) -> Table:
             Contender(
                 LARGE_TURBO,
                 lambda: large_dque(root, count, True),
-                "dque.new(turbo=True), default segment size; enqueue timed through a final turbo_sync(), like dd's fdatasync",
+                "dque.new(turbo=True), default segment size; "
+                "enqueue timed through a final turbo_sync(), like dd's fdatasync",
                 LARGE_DD,
             ),
             Contender(
@@ -1494,7 +1499,7 @@ def fmt(value: float | None, kind: str) -> str:
         return f"{value:.2f}"
     if kind == "int":
         return f"{value:,.0f}"
-    return f"{value:,.1f}"
+    return f"{0.0 if abs(value) < 0.05 else value:,.1f}"  # no "-0.0"
 
 
 def fmt_spread(spread: Spread | None, kind: str) -> str:
@@ -1700,7 +1705,9 @@ def machine_summary(machine: dict[str, str]) -> str:
 
 
 def chart(tables: dict[str, Table], path: str, machine: dict[str, str]) -> None:
-    """One panel of grouped bars per throughput table: medians, with the rounds' min–max as error bars."""
+    """One panel of grouped bars per throughput table: medians, with the rounds' min–max as error bars.
+
+    Only rows measured in this run are drawn (quoted figures from elsewhere stay in the text tables)."""
     try:
         import matplotlib
 
@@ -1715,9 +1722,10 @@ def chart(tables: dict[str, Table], path: str, machine: dict[str, str]) -> None:
     fig, axes = plt.subplots(len(shown), 1, figsize=(12, 4.0 * len(shown) + 0.8), squeeze=False)
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
     for ax, table in zip(axes[:, 0], shown, strict=True):
-        rows = [r for r in table.rows if r.status in ("ok", "quoted") and r.runs]
+        rows = [r for r in table.rows if r.status == "ok" and r.runs]  # measured here: no quoted figures
         cols = [c for c in table.columns if c.kind == "rate"]
         present = [s.median for r in rows for c in cols if (s := r.spread(c.key))]
+        highest = max((s.high for r in rows for c in cols if (s := r.spread(c.key))), default=1)
         log = bool(present) and max(present) / min(present) > CHART_LOG_SPREAD
         width = 0.8 / len(cols)
         for i, col in enumerate(cols):
@@ -1731,16 +1739,10 @@ def chart(tables: dict[str, Table], path: str, machine: dict[str, str]) -> None:
             bars = ax.bar(
                 xs, heights, width * 0.95, yerr=errs, capsize=2, label=col.header, color=colors[i % len(colors)]
             )
-            for bar, row in zip(bars, rows, strict=True):
-                if row.status == "quoted":
-                    bar.set_hatch("//")
-                    bar.set_alpha(0.55)
             labels = ["" if math.isnan(h) else compact(h) for h in heights]
             ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(
-            [wrap_label(r.name + (" (quoted)" if r.status == "quoted" else "")) for r in rows], fontsize=8
-        )
+        ax.set_xticklabels([wrap_label(r.name) for r in rows], fontsize=8)
         for tick, row in zip(ax.get_xticklabels(), rows, strict=True):
             if row.name.startswith("dque"):
                 tick.set_fontweight("bold")
@@ -1748,18 +1750,18 @@ def chart(tables: dict[str, Table], path: str, machine: dict[str, str]) -> None:
         unit = "MB/s" if "MB/s" in cols[0].header else "items/s"
         if log:
             ax.set_yscale("log")
-            ax.set_ylim(min(present) / 2, max(present) * 4)
+            ax.set_ylim(min(present) / 2, highest * 4)
             ax.set_ylabel(f"{unit} (log scale)")
         else:
-            ax.set_ylim(0, max(present, default=1) * 1.25)
+            ax.set_ylim(0, highest * 1.15)
             ax.set_ylabel(unit)
         ax.grid(axis="y", which="major", alpha=0.3)
         ax.set_axisbelow(True)
         ax.set_title(textwrap.fill(table.title, 130), fontsize=9.5)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
     fig.suptitle(
-        "dque benchmark: throughput, higher is better; bars = median of the rounds, whiskers = min–max\n"
-        "(bold: dque; hatched: quoted, not measured)\n" + machine_summary(machine),
+        "dque benchmark: throughput, higher is better; bars = median of the rounds, whiskers = min–max (bold: dque)\n"
+        + machine_summary(machine),
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.98))
