@@ -60,6 +60,7 @@ from collections.abc import Iterator
 import dque._fs as _fs
 
 HOOKS = (
+    "pwrite",
     "open_append",
     "open_rw",
     "write",
@@ -389,6 +390,9 @@ class PowerLayer:
             os.pwrite(fd, data, offset)
             if entry:
                 entry[0].store(offset, bytes(data))
+
+    def _pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        self._store(fd, offset, bytes(data))  # (the same operation as a store into the map)
 
     def _write(self, fd: int, data: bytes) -> int:
         with self._mutex:

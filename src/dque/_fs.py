@@ -265,6 +265,20 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
+def pwrite(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` of the file (into room already reserved: no new blocks).
+
+    For large payloads: a store into the map of fresh pages costs a page fault
+    per 4 KiB (395 MB/s here), a ``pwrite`` none (4 GB/s); both land in the
+    same page cache, so the map and the file stay one.
+    """
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
 def read_tail(path: str, n: int) -> tuple[int, bytes]:
     """``(size, last n bytes)`` of the file ``path`` (fewer bytes if it is shorter)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW)

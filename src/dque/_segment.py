@@ -25,6 +25,7 @@ from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, scan, uncommitted
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
 _GROW_MAX = 8 << 20  # ... and at most (otherwise the room doubles)
+_PWRITE_MIN = 64 << 10  # a body this large is written with pwrite, not stored into the map (see _fs.pwrite)
 _GROW_LEAST = 4 << 10  # on a disk too full for a step: the room needed, rounded up to this
 CORRUPT_SUFFIX = ".corrupt"
 
@@ -195,7 +196,10 @@ class Segment:
         if body:
             mid = pos + len(records)
             m[pos:mid] = records
-            m[mid:end] = body
+            if len(body) >= _PWRITE_MIN:
+                _fs.pwrite(self.fd, body, mid)  # (an OSError here leaves a type-0 record past end: nothing)
+            else:
+                m[mid:end] = body
         else:
             m[pos:end] = records
         m[pos + TYPE_OFFSET] = rtype
