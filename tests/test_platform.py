@@ -290,13 +290,22 @@ sys.exit(pytest.main(sys.argv[1:]))
 
 
 @pytest.mark.slow
-def test_suite_part_passes_without_linux_extras(tmp_path):
-    """test_basic, test_crash, test_leases and test_powercut, with no fdatasync, posix_fallocate or pidfd_open."""
-    tests = [
-        str(ROOT / "tests" / name) for name in ("test_basic.py", "test_crash.py", "test_leases.py", "test_powercut.py")
-    ]
+@pytest.mark.parametrize(
+    "part",
+    [
+        ("test_basic.py", "test_crash.py", "test_leases.py", "test_powercut.py"),
+        ("test_process_leases.py", "test_faults.py", "contract/"),
+    ],
+    ids=["engine-crash-powercut", "processes-faults-contract"],
+)
+def test_suite_part_passes_without_linux_extras(tmp_path, part):
+    """Parts of the suite (the engine, crashes, power cuts, leases; ProcessSafeDQue across processes,
+    the fault tests, the contract suite) with no fdatasync, posix_fallocate or pidfd_open."""
+    tests = [str(ROOT / "tests" / name) for name in part]
     env = {**os.environ, "DQUE_SIMULATE_POSIX": "1", "DQUE_LEASE_EXAMPLES": "20"}
     args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", f"--basetemp={tmp_path / 'run'}", *tests]
+    if "contract/" in part:
+        args += ["-k", "not procs-spawn and not redis"]  # (fork and the file backends: the part that simulation changes)
     out = subprocess.run(
         [sys.executable, "-c", _SIMULATED_RUN.format(extras=LINUX_EXTRAS), *args],
         cwd=ROOT,
