@@ -11,11 +11,12 @@ This process creates the ``ProcessSafeDQue`` (so it starts the owner) and
 enqueue, enqueue_many, dequeue, dequeue_many, dequeue_block, lease + ack,
 lease_many + ack_many, release, peek, size and in_flight, holding a few leases
 at a time, steering by size() so the queue neither runs dry nor grows without
-bound, and now and then dropping its connection and attaching anew (the owner
-then releases the leases it still held): either the old handle goes first, or
-the new one is attached first and the old one dropped a little later (a lease
-held through the new handle must survive that; ``--no-overlap`` leaves this
-pattern out). Every ``--interval`` seconds it prints
+bound, and now and then dropping its connection and attaching anew: either
+the old handle goes first, or the new one is attached first and the old one
+dropped a little later (``--no-overlap`` leaves this pattern out). Leases belong
+to the worker process, not to a handle: those it still holds survive the
+change of handle and are settled later through the new one (the owner releases
+a worker's leases only when the worker process dies). Every ``--interval`` seconds it prints
 the throughput, the queue's size, and the owner's resident memory, open file
 descriptors and threads (from /proc/<owner pid>/status and /proc/<owner pid>/fd).
 
@@ -157,11 +158,11 @@ def worker(k: int, qdir: str, seed: int, ledger_path: str, counters, troubles, s
                     q.in_flight()
                     count(4)
                 else:
-                    # Hang up and attach anew; the owner releases the leases still held. Either the old
-                    # handle is gone before the new one connects, or (overlap) it is dropped afterwards.
+                    # Hang up and attach anew. Either the old handle is gone before the new one connects,
+                    # or (overlap) it is dropped afterwards. The leases still held are this process's:
+                    # they survive, and are settled later through the new handle.
                     if rng.random() < 0.5:
                         settle(0)
-                    held.clear()
                     leases = []
                     if overlap and rng.random() < 0.5:
                         fresh = dque.attach(name, parent)
@@ -174,6 +175,7 @@ def worker(k: int, qdir: str, seed: int, ledger_path: str, counters, troubles, s
                         q = None
                         gc.collect()  # a handle whose call raised is kept by a reference cycle until collected
                         q = dque.attach(name, parent)
+                    held[:] = [dque.Lease(q, lease.id, lease.item, lease.deliveries) for lease in held]
                     count(5)
             if rng.random() < 0.7:
                 settle(0)
