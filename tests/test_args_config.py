@@ -14,8 +14,8 @@ import threading
 import pytest
 
 import dque
-from dque._queue import DEFAULT_SEGMENT_BYTES
 from dque import _args, _config
+from dque._queue import DEFAULT_SEGMENT_BYTES
 
 INF = float("inf")
 NAN = float("nan")

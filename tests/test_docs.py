@@ -61,10 +61,10 @@ def test_every_readme_python_block_runs(tmp_path, index, request):
     assert proc.returncode == 0, f"README python block {index} failed:\n{code}\n{proc.stderr[-3000:]}"
 
 
-def _redis_or_skip(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def _redis_or_skip(tmp_path: Path, request: pytest.FixtureRequest) -> object:
     try:
-        from redis_server import RedisServer  # the tests' own server helper
         import redis  # noqa: F401
+        from redis_server import RedisServer  # the tests' own server helper
     except ImportError:
         pytest.skip("redis-py is not installed")
     import shutil
