@@ -161,3 +161,28 @@ def test_segment_bytes_is_checked_and_stored(tmp_path):
     with dque.open("q", tmp_path) as q:
         assert q.segment_bytes == 12345
     assert os.path.exists(tmp_path / "q")
+
+
+def test_a_clean_open_counts_short_segments_without_reading_them(tmp_path, monkeypatch):
+    """Byte-bounded segments hold fewer than segment_size items; after a clean close the marker
+    has their counts: the open reads no segment between head and tail, and the count is exact."""
+    with dque.new("q", tmp_path, segment_size=1000, segment_bytes=2000, serializer="bytes") as q:
+        q.enqueue_many([bytes([i]) * 300 for i in range(60)])  # about 6 items a segment
+        assert [q.dequeue()[0] for _ in range(4)] == [0, 1, 2, 3]
+    read: list[str] = []
+    real_load, real_tail = Segment.load.__func__, dque._fs.read_tail
+
+    def counting_load(cls, qdir, number, **kw):
+        read.append(f"load {number}")
+        return real_load(cls, qdir, number, **kw)
+
+    def counting_tail(path, n):
+        read.append(f"tail {path}")
+        return real_tail(path, n)
+
+    monkeypatch.setattr(Segment, "load", classmethod(counting_load))
+    monkeypatch.setattr(dque._fs, "read_tail", counting_tail)
+    with dque.open("q", tmp_path) as q:
+        assert q.size() == 56
+        assert len(read) <= 2, read  # the head (and nothing between head and tail)
+        assert [item[0] for item in q.dequeue_many(100)] == list(range(4, 60))

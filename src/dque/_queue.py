@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import json
 import os
 import pickle
 import threading
@@ -401,15 +402,27 @@ class DQue(Leasing):
         # those that were the head before (the head only moves forward), up to
         # the first untouched one. After a crash any of them may (turbo mode
         # may lose the unsynced end of a full segment), so all are read.
-        clean = self._was_closed_cleanly()
-        # A format-2 queue's full segments end with a seal (written once all before it was
-        # synced: see docs/format.md) that gives the count without reading the file, crash
-        # or not; segments may hold fewer than segment_size items (segment_bytes), so each
-        # is counted. A segment without a seal (never sealed, or written to since) is read.
+        marker = self._was_closed_cleanly()
+        clean = marker is not None
+        # After a clean close the marker has the counts (format 2): only the segments up to
+        # the head it names are read. Otherwise a format-2 queue's full segments end with a
+        # seal (written once all before it was synced: see docs/format.md) that gives the
+        # count without reading the file; segments may hold fewer than segment_size items
+        # (segment_bytes), so each is counted. A segment with neither is read.
+        short = marker.get("short") if marker else None
+        old_head = marker.get("head") if marker else None
+        if not (self._seals and isinstance(short, dict) and isinstance(old_head, int)):
+            short, old_head = {}, None  # (a format-1 queue, or an older version's empty marker)
         for number in self._middle:
             if number == last:
                 break  # the damaged old tail, counted above
-            live = self._sealed_count(number) if self._seals else None
+            live = None
+            if old_head is not None and number > old_head:
+                live = short.get(str(number), size)
+                if not isinstance(live, int) or live < 0:
+                    live = None
+            if live is None and self._seals:
+                live = self._sealed_count(number)
             untouched = True
             if live is None:
                 found = Segment.load(qdir, number, last=False)
@@ -451,14 +464,28 @@ class DQue(Leasing):
             live -= sum(seg.deliveries.get(i, 0) >= self.max_deliveries for i, _ in seg.pending)
         return live
 
-    def _was_closed_cleanly(self) -> bool:
-        """True if the last handle closed the queue; from now on it is open (not clean) until close()."""
+    def _was_closed_cleanly(self) -> dict[str, Any] | None:
+        """What the last handle wrote when it closed the queue cleanly (None: it did not; {}: an older
+        version's empty marker); from now on the queue is open (not clean) until close()."""
         path = os.path.join(self.path, CLEAN_NAME)
         if not os.path.exists(path):
-            return False
+            return None
+        try:
+            counts = json.loads(_fs.read_file(path) or b"{}")
+        except (OSError, ValueError):
+            counts = {}
         _fs.unlink(path)
         _fs.sync_dir(self.path)
-        return True
+        return counts if isinstance(counts, dict) else {}
+
+    def _clean_marker_locked(self) -> bytes:
+        """What close() leaves for the next open: the counts of the segments between head and tail.
+
+        ``head``: the head's number (segments up to it may hold deleted or leased items: read at
+        open); ``short``: the live items of those after it that hold fewer than segment_size.
+        """
+        short = {str(n): live for n, live in self._middle_live.items()}
+        return json.dumps({"head": self._head.number, "short": short}).encode()
 
     # --------------------------------------------------------------- internals
 
@@ -1661,7 +1688,7 @@ class DQue(Leasing):
         except OSError as exc:
             raise self._sync_failed_locked(exc) from exc
         try:
-            _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), b"")
+            _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), self._clean_marker_locked())
         except OSError:
             pass  # no marker: the next open reads every segment to count the items
 
