@@ -654,3 +654,29 @@ def test_a_forked_child_does_not_use_the_parents_connection(open_q) -> None:
     assert peeks == ["parent"] * 300
     got = q.dequeue_many(1000)
     assert got == ["parent"] + [("child", i) for i in range(300)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_has_a_handle_of_its_own(server: RedisServer, name: str) -> None:
+    """A handle inherited by fork (a Pool worker under fork): its own consumer, and its leases renewed."""
+    q = dque.RedisQueue(name, server.url, lease_ttl=0.5)
+    try:
+        q.enqueue_many(["p", "c"])
+        mine = q.lease(timeout=PATIENCE)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                assert q.consumer.split(":")[1] == str(os.getpid())
+                lease = q.lease(timeout=PATIENCE)
+                time.sleep(1.5)  # three lease_ttls: renewed by the child's own renewer
+                lease.ack()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        mine.ack()  # the parent's lease was left alone by the child
+        assert (q.size(), q.in_flight(), q.unfinished_tasks) == (0, 0, 0)
+    finally:
+        q.close()

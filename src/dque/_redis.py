@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from time import monotonic, sleep
 from typing import Any, NoReturn, cast
@@ -92,7 +93,7 @@ class RedisQueue:
         self._serializer_name, self._serializer = resolve(serializer)
         self._keys = keys_of(name)
         self._lease_ms = max(1, int(self.lease_ttl * 1000)) if self.lease_ttl != float("inf") else 2**50
-        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.consumer = _consumer_name()
         self._closed = False
         self._shutdown = _NOT_SHUT
         self._mutex = threading.Lock()
@@ -113,6 +114,7 @@ class RedisQueue:
         self._redis = client
         self._runner = ScriptRunner(client, SCRIPTS, self._keys)
         self._renewer = Renewer(self)
+        _handles.add(self)
         try:
             self._open()
         except BaseException:
@@ -122,6 +124,21 @@ class RedisQueue:
             raise
 
     # ------------------------------------------------------------ plumbing
+
+    def _forked(self) -> None:
+        """In a forked child (e.g. a ``multiprocessing`` worker given the handle by fork): a handle of its own.
+
+        A consumer name of its own (its leases are its own), no leases (the
+        parent's stay the parent's: it renews, acks or releases them), a
+        renewer of its own (the parent's thread is not in the child), fresh
+        locks and connections.
+        """
+        self._mutex = threading.Lock()
+        self._running = []
+        self._leases = {}
+        self.consumer = _consumer_name()
+        self._renewer = Renewer(self)
+        self._runner.forget_connections()
 
     def _open(self) -> None:
         def create() -> None:
@@ -615,6 +632,23 @@ class RedisQueue:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<RedisQueue {self.name!r} at {self.url} ({state})>"
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+_handles: weakref.WeakSet[RedisQueue] = weakref.WeakSet()  # the open handles of this process
+
+
+def _after_fork_in_child() -> None:
+    for handle in list(_handles):
+        if not handle.closed:
+            handle._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reopen(

@@ -56,8 +56,7 @@ class ScriptRunner:
         if not self._direct:
             return self._client.execute_command(*command)  # type: ignore[no-untyped-call]
         if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
-            self._spares = []
-            self._pid = os.getpid()
+            self.forget_connections()
         try:
             conn = self._spares.pop()
         except IndexError:
@@ -73,6 +72,11 @@ class ScriptRunner:
             raise
         self._spares.append(conn)
         return reply
+
+    def forget_connections(self) -> None:
+        """In a forked child: leave the parent's connections alone (never used, never closed here)."""
+        self._spares = []
+        self._pid = os.getpid()
 
     def _drop(self, conn: Any) -> None:
         try:
