@@ -680,3 +680,28 @@ def test_a_forked_child_has_a_handle_of_its_own(server: RedisServer, name: str) 
         assert (q.size(), q.in_flight(), q.unfinished_tasks) == (0, 0, 0)
     finally:
         q.close()
+
+
+def test_a_full_server_refuses_puts_and_still_drains(tmp_path) -> None:
+    """maxmemory reached with noeviction: put is a BackendError (Redis's OOM answer); takes, leases, acks work."""
+    if SKIP_REASON is not None:
+        pytest.skip(SKIP_REASON)
+    s = RedisServer(str(tmp_path)).start()
+    try:
+        with redis.Redis.from_url(s.url) as r:
+            r.config_set("maxmemory", r.info("memory")["used_memory"] + 2_000_000)
+            r.config_set("maxmemory-policy", "noeviction")
+        q = dque.RedisQueue("full", s.url)
+        with pytest.raises(dque.BackendError, match="maxmemory"):
+            for _ in range(1000):
+                q.enqueue_many(["x" * 1000] * 100)
+        size = q.size()
+        assert size > 0
+        assert q.dequeue() == "x" * 1000
+        assert len(q.dequeue_many(10)) == 10
+        q.lease(block=False).ack()
+        q.lease(block=False).release()
+        assert q.size() == size - 12
+        q.close()
+    finally:
+        s.stop()

@@ -1,8 +1,10 @@
 """``RedisQueue``: the dque API on a Redis stream (Redis 7+), for queues shared across machines.
 
 One stream per queue (key ``name``) with one consumer group; every step that
-must be atomic is one Lua script (``_redis_lua``), run with EVALSHA (redis-py
-caches the scripts and loads them again after a server restart). Leases are
+must be atomic is one Lua script (``_redis_lua``), run with EVALSHA in one
+round trip on a connection the handle keeps (``_redis_wire``: loaded again when
+the server has forgotten it). A handle inherited by a forked child becomes
+the child's own (its own consumer, renewer and connections). Leases are
 renewed in the background by the handle that holds them (``_redis_renew``), so
 a dead holder's items come back within ``lease_ttl`` and a slow live one
 keeps them. The README's "Redis backend" section has the semantics table and
