@@ -600,7 +600,7 @@ class RedisQueue:
             deadline = monotonic() + CLOSE_WAIT
             while self._running and monotonic() < deadline:
                 sleep(0.005)  # blocked callers leave within SLICE, with ClosedError
-            self._runner.drop_spares(release=not self._own_client)
+            self._runner.close(release=not self._own_client)
             if self._own_client:
                 self._redis.close()
 

@@ -17,6 +17,7 @@ had not run). Thread-safe: each call takes a connection of its own.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,7 +40,11 @@ class ScriptRunner:
             name: (b"EVALSHA", hashlib.sha1(src.encode()).hexdigest().encode(), *head) for name, src in sources.items()
         }
         self._spares: list[Any] = []  # idle connections of this handle (list append/pop are atomic)
+        self._keep = True  # False once the handle closes: connections go back to the pool after use
         self._pid = os.getpid()
+        # redis-py 5.0 wants a command name here; later versions deprecate passing one
+        wanted = inspect.signature(self._pool.get_connection).parameters.get("command_name")
+        self._checkout_args = ("EVALSHA",) if wanted is not None and wanted.default is inspect.Parameter.empty else ()
         # a single-connection client shares its one connection under its own lock: use its API
         self._direct = getattr(client, "connection", None) is None
 
@@ -60,18 +65,24 @@ class ScriptRunner:
         try:
             conn = self._spares.pop()
         except IndexError:
-            conn = self._pool.get_connection()
+            conn = self._pool.get_connection(*self._checkout_args)
         try:
             conn.send_command(*command)
             reply = conn.read_response()
         except redis.ResponseError:
-            self._spares.append(conn)  # the reply was read whole: the connection is fine
+            self._put_back(conn)  # the reply was read whole: the connection is fine
             raise
         except BaseException:
             self._drop(conn)  # maybe a reply half read, or none: never reuse it
             raise
-        self._spares.append(conn)
+        self._put_back(conn)
         return reply
+
+    def _put_back(self, conn: Any) -> None:
+        if self._keep:
+            self._spares.append(conn)
+        else:  # (a call that ended after close(): its connection goes back to the pool)
+            self._pool.release(conn)
 
     def forget_connections(self) -> None:
         """In a forked child: leave the parent's connections alone (never used, never closed here)."""
@@ -83,6 +94,11 @@ class ScriptRunner:
             conn.disconnect()
         finally:
             self._pool.release(conn)
+
+    def close(self, release: bool) -> None:
+        """The handle closes: keep no connection from now on; give the idle ones back (``release``) or drop them."""
+        self._keep = False
+        self.drop_spares(release)
 
     def drop_spares(self, release: bool = False) -> None:
         """Disconnect this handle's idle connections (after a connection error), or give them back (``release``)."""
