@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import dque
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -65,3 +67,43 @@ def test_pool_workers_example_carries_on_after_a_kill(tmp_path):
         jobs = [r["job"] for r in results.dequeue_many(results.size())]
     assert set(jobs) == set(range(3000))
     assert len(jobs) - 3000 <= 2  # at most one redone job per worker
+
+
+def test_pool_workers_redis_differs_from_the_main_demo_only_where_it_says() -> None:
+    """examples/pool_workers_redis.py is pool_workers.py with the queues opened on Redis: no other change."""
+    import difflib
+
+    def code(name: str) -> list[str]:
+        text = (EXAMPLES / name).read_text()
+        return text[text.index('"""\n', 3) + 4 :].splitlines()  # after the module docstring
+
+    changed = [
+        line[1:].strip()
+        for line in difflib.unified_diff(code("pool_workers.py"), code("pool_workers_redis.py"), lineterm="", n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    allowed = ("ProcessSafeDQue", "RedisQueue", "REDIS_URL", "args.reset", "import shutil", "import redis")
+    allowed += ("shutil.rmtree", "r.delete(", "# Turbo mode", "# Durable as", '"results", args.dir', ") as results:")
+    allowed += ('print(f"created {args.jobs} jobs in',)
+    assert changed and all(any(a in line for a in allowed) for line in changed), changed
+
+
+def test_pool_workers_redis_example_runs_to_the_end(tmp_path):
+    from redis_server import SKIP_REASON, RedisServer
+
+    if SKIP_REASON is not None:
+        pytest.skip(f"pool_workers_redis.py needs a Redis server: {SKIP_REASON}")
+    server = RedisServer(str(tmp_path)).start()
+    try:
+        env = dict(os.environ, REDIS_URL=server.url)
+        example = EXAMPLES / "pool_workers_redis.py"
+        out = run([example, "--jobs", "400", "--workers", "2"], env=env)
+        assert "created 400 jobs" in out and results_count(out) == 400
+        out = run([example, "--jobs", "400", "--workers", "2"], env=env)  # a second run: nothing left to do
+        assert "carrying on: 0 jobs left, 400 results so far" in out
+        out = run([example, "--jobs", "300", "--workers", "2", "--reset"], env=env)
+        assert "created 300 jobs" in out and results_count(out) == 300
+        with dque.RedisQueue("results", server.url) as results:
+            assert sorted(r["job"] for r in results.dequeue_many(1000)) == list(range(300))
+    finally:
+        server.stop()

@@ -571,3 +571,137 @@ def test_random_operations_match_a_model(open_q, name: str, seed: int) -> None:
         assert (q.size(), q.in_flight()) == (len(ready), len(leases))
     assert open_q(name + ".dead").dequeue_many(1000) == dead
     assert dead and n > 100, "the run exercised too little"
+
+
+# ------------------------------------------------------------------ the script path (_redis_wire)
+
+
+def test_scripts_flushed_from_the_server_are_loaded_again(open_q, server: RedisServer) -> None:
+    q = open_q()
+    q.put(1)
+    with redis.Redis.from_url(server.url) as r:
+        r.script_flush()
+    q.put(2)  # NOSCRIPT: loaded again, sent once more (it had not run)
+    assert q.dequeue_many(10) == [1, 2] and q.unfinished_tasks == 2
+
+
+def test_a_single_connection_client_works(server: RedisServer, name: str) -> None:
+    client = redis.Redis.from_url(server.url, single_connection_client=True)
+    try:
+        q = dque.RedisQueue(name, client=client)
+        q.enqueue_many(range(3))
+        lease = q.lease(timeout=PATIENCE)
+        lease.ack()
+        assert q.dequeue_many(5) == [1, 2] and q.unfinished_tasks == 2
+        q.close()
+        assert client.ping()  # a given client stays open
+    finally:
+        client.close()
+
+
+def test_threads_share_a_handle(open_q) -> None:
+    """Many threads on one handle: each call has a connection of its own; nothing lost or mixed up."""
+    q = open_q()
+    errors: list[BaseException] = []
+
+    def put(k: int) -> None:
+        try:
+            for i in range(200):
+                q.put((k, i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PATIENCE)
+    assert not errors
+    got = q.dequeue_many(10_000)
+    assert len(got) == 1600
+    for k in range(8):
+        assert [i for kk, i in got if kk == k] == list(range(200))  # each thread's items in its order
+
+
+def test_a_given_clients_connections_go_back_at_close(server: RedisServer, name: str) -> None:
+    client = redis.Redis.from_url(server.url)
+    try:
+        q = dque.RedisQueue(name, client=client)
+        q.put(1)
+        q.close()
+        assert not client.connection_pool._in_use_connections  # (redis-py's pool: nothing kept by the handle)
+        assert client.ping()
+    finally:
+        client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_use_the_parents_connection(open_q) -> None:
+    q = open_q()
+    q.put("parent")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            for i in range(300):
+                q.put(("child", i))
+            code = 0
+        finally:
+            os._exit(code)
+    peeks = [q.peek() for _ in range(300)]  # at the same time as the child's puts: the replies must not mix
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert peeks == ["parent"] * 300
+    got = q.dequeue_many(1000)
+    assert got == ["parent"] + [("child", i) for i in range(300)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_has_a_handle_of_its_own(server: RedisServer, name: str) -> None:
+    """A handle inherited by fork (a Pool worker under fork): its own consumer, and its leases renewed."""
+    q = dque.RedisQueue(name, server.url, lease_ttl=0.5)
+    try:
+        q.enqueue_many(["p", "c"])
+        mine = q.lease(timeout=PATIENCE)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                assert q.consumer.split(":")[1] == str(os.getpid())
+                lease = q.lease(timeout=PATIENCE)
+                time.sleep(1.5)  # three lease_ttls: renewed by the child's own renewer
+                lease.ack()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        mine.ack()  # the parent's lease was left alone by the child
+        assert (q.size(), q.in_flight(), q.unfinished_tasks) == (0, 0, 0)
+    finally:
+        q.close()
+
+
+def test_a_full_server_refuses_puts_and_still_drains(tmp_path) -> None:
+    """maxmemory reached with noeviction: put is a BackendError (Redis's OOM answer); takes, leases, acks work."""
+    if SKIP_REASON is not None:
+        pytest.skip(SKIP_REASON)
+    s = RedisServer(str(tmp_path)).start()
+    try:
+        with redis.Redis.from_url(s.url) as r:
+            r.config_set("maxmemory", r.info("memory")["used_memory"] + 2_000_000)
+            r.config_set("maxmemory-policy", "noeviction")
+        q = dque.RedisQueue("full", s.url)
+        with pytest.raises(dque.BackendError, match="maxmemory"):
+            for _ in range(1000):
+                q.enqueue_many(["x" * 1000] * 100)
+        size = q.size()
+        assert size > 0
+        assert q.dequeue() == "x" * 1000
+        assert len(q.dequeue_many(10)) == 10
+        q.lease(block=False).ack()
+        q.lease(block=False).release()
+        assert q.size() == size - 12
+        q.close()
+    finally:
+        s.stop()

@@ -1,8 +1,10 @@
 """``RedisQueue``: the dque API on a Redis stream (Redis 7+), for queues shared across machines.
 
 One stream per queue (key ``name``) with one consumer group; every step that
-must be atomic is one Lua script (``_redis_lua``), run with EVALSHA (redis-py
-caches the scripts and loads them again after a server restart). Leases are
+must be atomic is one Lua script (``_redis_lua``), run with EVALSHA in one
+round trip on a connection the handle keeps (``_redis_wire``: loaded again when
+the server has forgotten it). A handle inherited by a forked child becomes
+the child's own (its own consumer, renewer and connections). Leases are
 renewed in the background by the handle that holds them (``_redis_renew``), so
 a dead holder's items come back within ``lease_ttl`` and a slow live one
 keeps them. The README's "Redis backend" section has the semantics table and
@@ -16,9 +18,10 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from time import monotonic, sleep
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,6 +35,7 @@ from ._lease import Lease
 from ._redis_errors import BackendError
 from ._redis_lua import GROUP, SCRIPTS, aux, keys_of
 from ._redis_renew import Renewer
+from ._redis_wire import ScriptRunner
 from ._serializers import resolve
 from .errors import ClosedError, ConfigError, Empty, Full, LeaseError, SerializationError, ShutDown
 
@@ -91,11 +95,11 @@ class RedisQueue:
         self._serializer_name, self._serializer = resolve(serializer)
         self._keys = keys_of(name)
         self._lease_ms = max(1, int(self.lease_ttl * 1000)) if self.lease_ttl != float("inf") else 2**50
-        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.consumer = _consumer_name()
         self._closed = False
         self._shutdown = _NOT_SHUT
         self._mutex = threading.Lock()
-        self._active = 0  # calls to the server under way (close() lets them end before it disconnects)
+        self._running: list[None] = []  # one entry per call to the server under way (list ops are atomic)
         self._leases: dict[str, tuple[str, int, int]] = {}  # lease id -> (entry id, deliveries, hard deadline ms)
         self._own_client = client is None
         self._socket_timeout = socket_timeout
@@ -110,8 +114,9 @@ class RedisQueue:
             if url == DEFAULT_URL and "host" in kwargs:  # (for repr and pickling: where the client goes)
                 self.url = f"redis://{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
         self._redis = client
-        self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
+        self._runner = ScriptRunner(client, SCRIPTS, self._keys)
         self._renewer = Renewer(self)
+        _handles.add(self)
         try:
             self._open()
         except BaseException:
@@ -121,6 +126,21 @@ class RedisQueue:
             raise
 
     # ------------------------------------------------------------ plumbing
+
+    def _forked(self) -> None:
+        """In a forked child (e.g. a ``multiprocessing`` worker given the handle by fork): a handle of its own.
+
+        A consumer name of its own (its leases are its own), no leases (the
+        parent's stay the parent's: it renews, acks or releases them), a
+        renewer of its own (the parent's thread is not in the child), fresh
+        locks and connections.
+        """
+        self._mutex = threading.Lock()
+        self._running = []
+        self._leases = {}
+        self.consumer = _consumer_name()
+        self._renewer = Renewer(self)
+        self._runner.forget_connections()
 
     def _open(self) -> None:
         def create() -> None:
@@ -144,36 +164,46 @@ class RedisQueue:
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a redis-py call; its connection errors become BackendError (ClosedError once closed)."""
-        with self._mutex:
-            self._active += 1
+        self._running.append(None)
         try:
             return fn(*args)
-        except BackendError:
-            raise  # (from a nested call)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            self._running.pop()
+
+    def _script(self, name: str, *args: Any) -> Any:
+        """Run one of the ``_redis_lua`` scripts (EVALSHA, one round trip); errors as ``_call``'s."""
+        self._running.append(None)
+        try:
+            return self._runner.run(name, args)
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            self._running.pop()
+
+    def _failed(self, exc: Exception) -> NoReturn:
+        """Raise what a failed call raises: BackendError, or ClosedError once closed (from an except block)."""
+        if isinstance(exc, BackendError):
+            raise exc  # (from a nested call)
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
             if self._closed:
                 raise ClosedError(f"queue {self.name!r} is closed") from None
-            try:  # the idle pooled connections are likely dead too (a server restart): drop them
+            try:  # the idle connections are likely dead too (a server restart): drop them
+                self._runner.drop_spares()
                 self._redis.connection_pool.disconnect(inuse_connections=False)
             except Exception:
                 pass
             raise BackendError(f"redis at {self.url}: {exc}") from exc
-        except redis.ResponseError as exc:
+        if isinstance(exc, redis.ResponseError):
             raise BackendError(f"redis at {self.url} answered: {exc}") from exc
-        except RedisError as exc:
+        if isinstance(exc, RedisError):
             if self._closed:
                 raise ClosedError(f"queue {self.name!r} is closed") from None
             raise BackendError(f"redis at {self.url}: {exc!r}") from exc
-        except Exception:
-            if self._closed:  # redis-py's own errors when close() cut the connection under a call
-                raise ClosedError(f"queue {self.name!r} is closed") from None
-            raise
-        finally:
-            with self._mutex:
-                self._active -= 1
-
-    def _script(self, name: str, *args: Any) -> Any:
-        return self._call(self._scripts[name], self._keys, list(args))
+        if self._closed:  # redis-py's own errors when close() cut the connection under a call
+            raise ClosedError(f"queue {self.name!r} is closed") from None
+        raise exc
 
     def _check_open(self) -> None:
         if self._closed:
@@ -261,7 +291,7 @@ class RedisQueue:
         while True:
             self._check_open()
             self._check_shutdown(take=True)
-            out = self._script("take", self.consumer, mode, n, self._lease_ms, ttl_ms, self.max_deliveries)
+            out: list[Any] = self._script("take", self.consumer, mode, n, self._lease_ms, ttl_ms, self.max_deliveries)
             if len(out) > 2:
                 return out
             if self._shutdown:
@@ -568,8 +598,9 @@ class RedisQueue:
             with self._mutex:
                 self._leases.clear()
             deadline = monotonic() + CLOSE_WAIT
-            while self._active and monotonic() < deadline:
+            while self._running and monotonic() < deadline:
                 sleep(0.005)  # blocked callers leave within SLICE, with ClosedError
+            self._runner.close(release=not self._own_client)
             if self._own_client:
                 self._redis.close()
 
@@ -603,6 +634,23 @@ class RedisQueue:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<RedisQueue {self.name!r} at {self.url} ({state})>"
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+_handles: weakref.WeakSet[RedisQueue] = weakref.WeakSet()  # the open handles of this process
+
+
+def _after_fork_in_child() -> None:
+    for handle in list(_handles):
+        if not handle.closed:
+            handle._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reopen(
