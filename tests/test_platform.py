@@ -305,7 +305,7 @@ def test_suite_part_passes_without_linux_extras(tmp_path, part):
     env = {**os.environ, "DQUE_SIMULATE_POSIX": "1", "DQUE_LEASE_EXAMPLES": "20"}
     args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", f"--basetemp={tmp_path / 'run'}", *tests]
     if "contract/" in part:
-        args += ["-k", "not procs-spawn and not redis"]  # (fork and the file backends: the part that simulation changes)
+        args += ["-k", "procs-fork"]  # (the owner across processes: the engine part runs above)
     out = subprocess.run(
         [sys.executable, "-c", _SIMULATED_RUN.format(extras=LINUX_EXTRAS), *args],
         cwd=ROOT,
