@@ -1,0 +1,704 @@
+"""The owner process of a ProcessSafeDQue: one thread, one event loop, every client.
+
+The owner is a ``multiprocessing`` manager server whose ``serve_forever`` is
+replaced by :class:`OwnerServer`'s loop: one ``selectors`` loop on the
+listener, every client connection and the pidfd of every client process (no
+thread per client). Each turn of the loop
+
+1. accepts new connections and authenticates each with the manager's authkey
+   handshake (``deliver_challenge``/``answer_challenge``) under a deadline of
+   _HANDSHAKE seconds;
+2. reads every request that is ready and carries them out in order (a request
+   read more than _LATE seconds after it was sent is refused: its client may
+   have given up already);
+3. in safe mode, when two or more requests are ready, carries them out in
+   turbo and makes **one sync for all of them** before answering any
+   (group commit across processes);
+4. answers each (a reply is written without blocking; what does not fit waits
+   for the socket to drain).
+
+A blocking call (``get``, ``lease(timeout)``, ``put`` on a full queue,
+``peek_block``, ``join``) that cannot be served at once is **parked** with its
+deadline: after every request that may have made an item or room appear (and
+every _SLICE seconds, for leases that expire) the parked callers are retried
+in the order they came, and at its deadline a parked caller is answered
+Empty/Full (False for ``join``). A client that hangs up while parked is
+forgotten; a reply carrying items that cannot be delivered gives them back
+(see :func:`_undeliverable`).
+
+Leases belong to client processes: the loop watches each client's pidfd (or
+polls its pid every _POLL_PIDS seconds where there is no pidfd) and releases
+its leases the moment it dies. A thread (the only other one) watches the
+creating process and closes the queue and exits when it dies.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import selectors
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.managers import Server
+from traceback import format_exc
+from typing import Any, cast
+
+from ._args import check_int, check_timeout
+from ._queue import DQue
+from ._serializers import Serializer
+from ._wire import _LATE, _WAIT_SLICE, Frames, frame, timeval
+from .errors import Empty, Full, OwnerGoneError, SyncError
+
+_HANDSHAKE = 1.0  # seconds a new connection has to authenticate (the loop waits for it: keep it short)
+_SLICE = 0.1  # seconds between retries of parked callers while nothing happens (leases expiring)
+_POLL_PIDS = 0.5  # seconds between checks of the client pids, without pidfd
+_PIDFD = hasattr(os, "pidfd_open") and not os.environ.get("DQUE_SIMULATE_POSIX")
+
+
+class Owner:
+    """What the owner serves: the open DQue, spoken to in payload bytes (the non-blocking calls)."""
+
+    def __init__(self) -> None:
+        self.queue: DQue | None = None
+        self.error: BaseException | None = None
+        self.serializer: Serializer | str | None = None
+        self.sockdir: str | None = None  # the private directory of the owner's socket file, if it has one
+
+    def q(self) -> DQue:
+        if self.queue is None:
+            raise OwnerGoneError("the owner has no open queue")
+        return self.queue
+
+    def check(self) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        q = self.q()
+        return {"serializer": self.serializer, "name": q.name, "path": q.path, "segment_size": q.segment_size}
+
+    def get_maxsize(self) -> int:
+        return self.q().maxsize
+
+    def set_maxsize(self, value: int) -> None:
+        self.q().maxsize = check_int(value, "maxsize", 0)
+
+    def get_turbo(self) -> bool:
+        return self.q().turbo
+
+    def get_attr(self, name: str) -> Any:
+        if name not in _ATTRIBUTES:
+            raise AttributeError(name)
+        return getattr(self.q(), name)
+
+    def call(self, name: str, *args: Any) -> Any:
+        if name not in _PLAIN_CALLS:
+            raise AttributeError(name)
+        return getattr(self.q(), name)(*args)
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
+
+
+_PLAIN_CALLS = frozenset(
+    {
+        "size", "full", "empty", "segment_numbers", "turbo_on", "turbo_off", "turbo_sync", "task_done",
+        "ack_many", "release_many", "in_flight", "shutdown",
+    }
+)  # fmt: skip
+_ATTRIBUTES = frozenset({"is_shutdown", "unfinished_tasks"})  # read through get_attr
+EXPOSED = ("hello", "check", "put", "take", "peek", "lease", "join") + (
+    "get_maxsize", "set_maxsize", "get_turbo", "get_attr", "call", "close",
+)  # fmt: skip
+OWNER = Owner()
+
+# Requests that change nothing a parked caller waits for (no retry of the parked after them).
+_READ_ONLY = frozenset({"check", "hello", "get_maxsize", "get_turbo", "get_attr"})
+_READ_ONLY_CALLS = frozenset({"size", "full", "empty", "segment_numbers", "in_flight"})
+# Requests that see or change the sync mode: a group sync in progress ends before them.
+_UNGROUPED_CALLS = frozenset({"turbo_on", "turbo_off", "turbo_sync"})
+_NOT_YET: Any = object()  # a parked call's attempt: not ready yet
+
+
+def served() -> Owner:
+    """The manager's callable for the ``queue`` type: the one Owner."""
+    return OWNER
+
+
+# ------------------------------------------------------------------ connections and parked calls
+
+
+class _Conn:
+    """One client connection of the loop: its bytes in and out, and who is at the other end."""
+
+    __slots__ = ("conn", "fd", "frames", "inbox", "outbox", "process", "accepted", "parked", "closed")
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self.conn = conn
+        self.fd = conn.fileno()
+        self.frames = Frames()
+        self.inbox: deque[object] = deque()  # requests read and not yet carried out (behind a parked one)
+        self.outbox: deque[_Reply] = deque()  # replies not yet (wholly) written
+        self.process: str | None = None  # the client process's id (from its hello)
+        self.accepted = False  # past the manager's first request (accept_connection)
+        self.parked: _Parked | None = None
+        self.closed = False
+
+
+class _Reply:
+    """A reply to write, and what it answers (to give back items it carries if it cannot be delivered)."""
+
+    __slots__ = ("data", "method", "args", "msg")
+
+    def __init__(self, data: bytes | memoryview, method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> None:
+        self.data, self.method, self.args, self.msg = data, method, args, msg
+
+
+class _Parked:
+    """A blocking call waiting in the loop: ``attempt()`` serves it (or returns _NOT_YET) until ``deadline``."""
+
+    __slots__ = ("conn", "method", "args", "kind", "attempt", "deadline", "expired")
+
+    def __init__(
+        self,
+        conn: _Conn,
+        method: str,
+        args: tuple[Any, ...],
+        kind: str,
+        attempt: Callable[[], Any],
+        deadline: float,
+        expired: tuple[str, Any],
+    ) -> None:
+        self.conn, self.method, self.args, self.kind = conn, method, args, kind
+        self.attempt, self.deadline, self.expired = attempt, deadline, expired
+
+
+# ------------------------------------------------------------------ the loop
+
+
+class OwnerServer(Server):
+    """The manager server of an owner: ``serve_forever`` runs the event loop described in the module docstring."""
+
+    def serve_forever(self) -> None:
+        self.stop_event = threading.Event()
+        multiprocessing.current_process()._manager_server = self  # type: ignore[attr-defined]
+        try:
+            _Loop(self).run()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            sys.exit(0)
+
+
+class _Loop:
+    """The owner's single thread: accepts, reads, carries out, parks, syncs, answers (see the module docstring)."""
+
+    def __init__(self, server: OwnerServer) -> None:
+        self.server = server
+        self.sel = selectors.DefaultSelector()
+        listener: Any = server.listener
+        self.lsock = cast(socket.socket, listener._listener._socket)
+        self.lsock.setblocking(False)
+        self.sel.register(self.lsock, selectors.EVENT_READ, None)
+        self.parked: list[_Parked] = []  # in the order they came
+        self.unparked: list[_Conn] = []  # connections whose parked call was just answered
+        self.held: list[tuple[_Conn, str, tuple[Any, ...], tuple[str, Any]]] | None = None  # replies awaiting a sync
+        self.watched: dict[str, int] = {}  # client process id -> pid (pidfd or polled)
+        self.pidfds: dict[int, str] = {}
+        self.next_poll = 0.0
+
+    def run(self) -> None:
+        stop = self.server.stop_event
+        select = self.sel.select
+        while not stop.is_set():
+            events = select(self._timeout())
+            ready: list[_Conn] = []
+            for key, mask in events:
+                data = key.data
+                if data is None:
+                    self._accept()
+                elif isinstance(data, str):
+                    self._died(key.fd, data)
+                else:
+                    conn = cast(_Conn, data)
+                    if mask & selectors.EVENT_WRITE:
+                        self._flush(conn)
+                    if mask & selectors.EVENT_READ and not conn.closed and self._read(conn):
+                        ready.append(conn)
+            if ready:
+                self._carry_out(ready)
+            if self.parked:
+                self._serve_parked()
+                self._expire_parked()
+            if self.watched and time.monotonic() >= self.next_poll:
+                self._poll_pids()
+
+    def _timeout(self) -> float:
+        timeout = 1.0  # (a stop asked from outside the loop is seen within this)
+        if self.parked:
+            timeout = min(_SLICE, max(0.0, min(p.deadline for p in self.parked) - time.monotonic()))
+        if len(self.watched) > len(self.pidfds):
+            timeout = min(timeout, max(0.0, self.next_poll - time.monotonic()))
+        return timeout
+
+    # ---------------------------------------------------------- connections
+
+    def _accept(self) -> None:
+        """Accept every pending connection and authenticate it, each within _HANDSHAKE seconds."""
+        while True:
+            try:
+                sock, _ = self.lsock.accept()
+            except OSError:  # (BlockingIOError: none left)
+                return
+            try:
+                sock.setblocking(True)
+                value = timeval(_HANDSHAKE)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+                conn = multiprocessing.connection.Connection(sock.detach())
+            finally:
+                sock.close()
+            try:
+                authkey = cast(bytes, self.server.authkey)
+                multiprocessing.connection.deliver_challenge(conn, authkey)
+                multiprocessing.connection.answer_challenge(conn, authkey)
+            except Exception:  # a stranger, or too slow: hung up on
+                conn.close()
+                continue
+            os.set_blocking(conn.fileno(), False)
+            client = _Conn(conn)
+            self.sel.register(client.fd, selectors.EVENT_READ, client)
+
+    def _read(self, conn: _Conn) -> bool:
+        """Read what ``conn`` sent into its inbox; False if it hung up (it is closed then)."""
+        try:
+            data = os.read(conn.fd, 1 << 16)
+            if data:
+                conn.inbox.extend(conn.frames.feed(data))
+                return True
+        except BlockingIOError:
+            return True
+        except Exception:
+            pass  # reset, or a message that does not unpickle: hang up
+        self._close(conn)
+        return False
+
+    def _close(self, conn: _Conn) -> None:
+        """Forget a connection: its parked call goes, replies not yet written are undeliverable."""
+        if conn.closed:
+            return
+        conn.closed = True
+        if conn.parked is not None:
+            self.parked.remove(conn.parked)
+            conn.parked = None
+        self.sel.unregister(conn.fd)
+        conn.conn.close()
+        for reply in conn.outbox:
+            _undeliverable(reply.method, reply.args, reply.msg)
+        conn.outbox.clear()
+
+    def _send(self, conn: _Conn, method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> None:
+        if self.held is not None:
+            self.held.append((conn, method, args, msg))
+            return
+        if conn.closed:
+            _undeliverable(method, args, msg)
+            return
+        try:
+            data = frame(msg)
+        except Exception:  # the reply cannot be pickled
+            data = frame(("#UNSERIALIZABLE", format_exc()))
+        conn.outbox.append(_Reply(data, method, args, msg))
+        if len(conn.outbox) == 1:
+            self._flush(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        """Write what ``conn``'s outbox holds, as far as the socket takes it without blocking."""
+        outbox = conn.outbox
+        try:
+            while outbox:
+                reply = outbox[0]
+                written = os.write(conn.fd, reply.data)
+                if written < len(reply.data):
+                    reply.data = memoryview(reply.data)[written:]
+                    break
+                outbox.popleft()
+        except BlockingIOError:
+            pass
+        except OSError:  # the client is gone (or gave up and shut the socket down)
+            self._close(conn)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if outbox else 0)
+        if self.sel.get_key(conn.fd).events != events:
+            self.sel.modify(conn.fd, events, conn)
+
+    # ---------------------------------------------------------- requests
+
+    def _carry_out(self, ready: list[_Conn]) -> None:
+        """Carry out every request read, in order; in safe mode with several, one sync for all before answering."""
+        q = OWNER.queue
+        if q is not None and not q.turbo and sum(len(c.inbox) for c in ready) > 1:
+            self._begin_group(q)
+        try:
+            for conn in ready:
+                while conn.inbox and conn.parked is None and not conn.closed:
+                    self._request(conn, conn.inbox.popleft())
+            if self.parked:
+                self._serve_parked()
+        finally:
+            self._end_group()
+
+    def _begin_group(self, q: DQue) -> None:
+        try:
+            q.turbo_on(float("inf"))  # (no syncer thread: the sync is _end_group's)
+        except Exception:
+            return  # closed, or poisoned: every request says so itself
+        self.held = []
+
+    def _end_group(self) -> None:
+        """Sync what the group wrote, then send its replies (the error of a failed sync to each write)."""
+        held, self.held = self.held, None
+        if held is None:
+            return
+        failed: BaseException | None = None
+        q = OWNER.queue
+        try:
+            if q is not None and not q.closed:
+                q.turbo_off()  # (syncs everything written)
+        except Exception as exc:
+            failed = exc if isinstance(exc, SyncError) else SyncError(f"the owner's sync failed: {exc!r}")
+        for conn, method, args, msg in held:
+            if failed is not None and method not in _READ_ONLY and msg[0] == "#RETURN":
+                _undeliverable(method, args, msg)  # (gives leases back; a failed sync refuses everything later)
+                msg = ("#ERROR", failed)
+            self._send(conn, method, args, msg)
+
+    def _request(self, conn: _Conn, request: object) -> None:
+        if not conn.accepted:
+            self._first_request(conn, request)
+            return
+        method, args = "?", ()
+        try:
+            ident, method, args, kwds, expires = cast(tuple[str, str, tuple[Any, ...], dict[str, Any], float], request)
+            obj, exposed, _ = self.server.id_to_obj[ident]
+        except Exception:
+            self._send(conn, method, args, ("#TRACEBACK", format_exc()))
+            return
+        if time.monotonic() > expires:
+            late = time.monotonic() - expires + _LATE
+            error = OwnerGoneError(
+                f"the owner read this {method} request {late:.1f} s after it was sent (it was stopped or "
+                "overloaded) and did not carry it out"
+            )
+            self._send(conn, method, args, ("#ERROR", error))
+            return
+        if method not in exposed:
+            self._send(conn, method, args, self._fallback(conn, ident, obj, method, args, kwds))
+            return
+        if self.held is not None and (method in ("get_turbo", "close") or (method == "call" and args[:1] and args[0] in _UNGROUPED_CALLS)):
+            self._end_group()
+        try:
+            if method in _BLOCKING:
+                self._blocking(conn, method, args)
+                return
+            result = self._hello(conn, *args) if method == "hello" else getattr(obj, method)(*args, **kwds)
+            msg: tuple[str, Any] = ("#RETURN", result)
+        except Exception as exc:
+            msg = ("#ERROR", exc)
+        self._send(conn, method, args, msg)
+        if self.parked and method not in _READ_ONLY and not (method == "call" and args[0] in _READ_ONLY_CALLS):
+            self._serve_parked()
+
+    def _first_request(self, conn: _Conn, request: object) -> None:
+        """A connection's first request is the manager's: ``accept_connection`` (a client), or create, incref, shutdown..."""
+        server = self.server
+        try:
+            _, funcname, args, kwds = cast(tuple[Any, str, tuple[Any, ...], dict[str, Any]], request)
+            if funcname not in server.public:
+                raise ValueError(f"{funcname!r} unrecognized")
+            if funcname == "accept_connection":
+                conn.accepted = True
+                self._send(conn, funcname, (), ("#RETURN", None))
+                return
+            if funcname == "shutdown":
+                server.stop_event.set()
+                result = None
+            else:
+                result = getattr(server, funcname)(conn.conn, *args, **kwds)
+            msg: tuple[str, Any] = ("#RETURN", result)
+        except Exception:
+            msg = ("#TRACEBACK", format_exc())
+        held, self.held = self.held, None  # (answered at once: the manager's client closes right after)
+        self._send(conn, "?", (), msg)
+        self.held = held
+        if not conn.outbox:
+            self._close(conn)
+
+    def _fallback(
+        self, conn: _Conn, ident: str, obj: object, method: str, args: tuple[Any, ...], kwds: dict[str, Any]
+    ) -> tuple[str, Any]:
+        """The reply to a request for a method not exposed: ``__repr__`` and the like, or a traceback."""
+        try:
+            fallback = self.server.fallback_mapping.get(method)
+            if fallback is None:
+                raise AttributeError(f"method {method!r} of {type(obj)!r} object is not exposed")
+            return ("#RETURN", fallback(self.server, conn.conn, ident, obj, *args, **kwds))
+        except Exception:
+            return ("#TRACEBACK", format_exc())
+
+    def _hello(self, conn: _Conn, process: str, pid: int) -> dict[str, Any]:
+        """A client connection introduces itself (the id and pid of its process); the answer of ``check``."""
+        conn.process = process
+        self._watch(process, pid)
+        return OWNER.check()
+
+    # ---------------------------------------------------------- blocking calls
+
+    def _blocking(self, conn: _Conn, method: str, args: tuple[Any, ...]) -> None:
+        """Carry out a possibly blocking call: answer it now, or park it until it can be served or its deadline."""
+        q = OWNER.q()
+        kind, attempt, block, timeout, expired = _blocking_call(q, method, args, conn.process)
+        result = attempt()
+        if result is _NOT_YET:
+            if not block:
+                result = _NOT_BLOCKING[method]()
+            elif timeout > 0:
+                parked = _Parked(conn, method, args, kind, attempt, time.monotonic() + timeout, expired)
+                conn.parked = parked
+                self.parked.append(parked)
+                return
+            else:
+                self._send(conn, method, args, expired)
+                return
+        self._send(conn, method, args, ("#RETURN", result))
+        if method != "peek" and method != "join" and self.parked:
+            self._serve_parked()
+
+    def _serve_parked(self) -> None:
+        """Retry the parked calls in the order they came (FIFO within each kind: takes, puts, peeks, joins)."""
+        stuck: set[str] = set()
+        served = False
+        for parked in list(self.parked):
+            if parked.kind in stuck or parked.conn.closed:
+                continue
+            try:
+                result = parked.attempt()
+            except Exception as exc:
+                msg: tuple[str, Any] = ("#ERROR", exc)
+            else:
+                if result is _NOT_YET:
+                    stuck.add(parked.kind)
+                    continue
+                msg = ("#RETURN", result)
+            self._unpark(parked)
+            self._send(parked.conn, parked.method, parked.args, msg)
+            served = True
+        if served:
+            self._resume_inboxes()
+
+    def _expire_parked(self) -> None:
+        now = time.monotonic()
+        due = [p for p in self.parked if p.deadline <= now]
+        for parked in due:
+            self._unpark(parked)
+            self._send(parked.conn, parked.method, parked.args, parked.expired)
+        if due:
+            self._resume_inboxes()
+
+    def _unpark(self, parked: _Parked) -> None:
+        self.parked.remove(parked)
+        parked.conn.parked = None
+        self.unparked.append(parked.conn)
+
+    def _resume_inboxes(self) -> None:
+        """Carry out the requests that waited behind a call that was parked (a client that sent ahead)."""
+        conns, self.unparked = self.unparked, []
+        for conn in conns:
+            while conn.inbox and conn.parked is None and not conn.closed:
+                self._request(conn, conn.inbox.popleft())
+
+    # ---------------------------------------------------------- client processes
+
+    def _watch(self, process: str, pid: int) -> None:
+        """Release ``process``'s leases once it dies (at once by pidfd, else within _POLL_PIDS)."""
+        if process in self.watched:
+            return
+        if _PIDFD:
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                self._release(process)  # dead already
+                return
+            except OSError:
+                pass
+            else:
+                self.watched[process] = pid
+                self.pidfds[fd] = process
+                self.sel.register(fd, selectors.EVENT_READ, process)
+                return
+        self.watched[process] = pid
+        self.next_poll = min(self.next_poll or time.monotonic() + _POLL_PIDS, time.monotonic() + _POLL_PIDS)
+
+    def _died(self, fd: int, process: str) -> None:
+        self.sel.unregister(fd)
+        os.close(fd)
+        del self.pidfds[fd]
+        self.watched.pop(process, None)
+        self._release(process)
+
+    def _poll_pids(self) -> None:
+        self.next_poll = time.monotonic() + _POLL_PIDS
+        polled = set(self.watched) - set(self.pidfds.values())
+        for process in polled:
+            if not _alive(self.watched[process]):
+                del self.watched[process]
+                self._release(process)
+
+    def _release(self, process: str) -> None:
+        q = OWNER.queue
+        if q is not None:
+            try:
+                q._release_owner(process)
+            except Exception:
+                pass  # closing: the leases go back when it reopens
+        if self.parked:
+            self._serve_parked()
+
+
+_BLOCKING = frozenset({"put", "take", "peek", "lease", "join"})
+
+
+def _blocking_call(
+    q: DQue, method: str, args: tuple[Any, ...], process: str | None
+) -> tuple[str, Callable[[], Any], bool, float, tuple[str, Any]]:
+    """``(kind, attempt, block, timeout, expired reply)`` of a call that may wait; attempt() gives _NOT_YET while it must."""
+    if method == "join":
+        (timeout,) = args
+        return "join", lambda: True if q._join_for(0.0) else _NOT_YET, True, float(timeout), ("#RETURN", False)
+    if method == "put":
+        payloads, block, timeout = args
+
+        def put() -> Any:
+            try:
+                q._put_payloads(payloads)
+            except Full:
+                return _NOT_YET
+            return None
+
+        return "put", put, _checked(block, timeout), _wait(timeout), ("#ERROR", Full())
+    if method == "take":
+        max_items, block, timeout = args
+        return "take", lambda: q._take_payloads(max_items) or _NOT_YET, _checked(block, timeout), _wait(timeout), (
+            "#ERROR", Empty(),
+        )  # fmt: skip
+    if method == "lease":
+        max_items, block, timeout, ttl = args
+        return "take", lambda: q._lease_payloads(max_items, False, None, ttl, owner=process) or _NOT_YET, _checked(
+            block, timeout
+        ), _wait(timeout), ("#ERROR", Empty())
+    block, timeout = args  # peek
+
+    def peek() -> Any:
+        try:
+            return q._peek_payload()
+        except Empty:
+            return _NOT_YET
+
+    return "peek", peek, _checked(block, timeout), _wait(timeout), ("#ERROR", Empty())
+
+
+def _checked(block: object, timeout: float | None) -> bool:
+    if block:
+        check_timeout(timeout)
+    return bool(block)
+
+
+def _wait(timeout: float | None) -> float:
+    return _WAIT_SLICE if timeout is None else min(float(timeout), _WAIT_SLICE)
+
+
+def _raise_full() -> None:
+    raise Full
+
+
+def _raise_empty() -> None:
+    raise Empty
+
+
+_NOT_BLOCKING: dict[str, Callable[[], Any]] = {
+    "put": _raise_full, "take": list, "lease": list, "peek": _raise_empty,
+}  # fmt: skip
+
+
+def _undeliverable(method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> None:
+    """A reply carrying items could not be sent (its client hung up or gave up): the items must not vanish.
+
+    Leases are released (back at the head, in order). Items of a blocking take
+    (a waiting client gives up at its deadline) are put back, at the tail: the
+    engine has no way back to the head. (A plain non-blocking dequeue stays
+    at-most-once, as documented.)
+    """
+    q = OWNER.queue
+    if q is None or msg[0] != "#RETURN" or not msg[1]:
+        return
+    try:
+        if method == "lease":
+            q.release_many([lease_id for lease_id, _, _ in msg[1]])
+        elif method == "take" and args[1]:
+            q._put_payloads(msg[1])
+            for _ in msg[1]:
+                q.task_done()  # the take counted none: the put back must not count twice
+    except Exception:
+        pass  # the queue closed meanwhile (or is full again): nothing more to do
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # (not ours to signal: it exists)
+    return True
+
+
+# ------------------------------------------------------------------ the owner process's start and end
+
+
+def owner_init(name: str, dirpath: str, options: dict[str, Any], sockdir: str | None = None) -> None:
+    """Runs in the owner process before it serves: open the queue, watch the parent."""
+    OWNER.sockdir = sockdir
+    try:
+        OWNER.queue = DQue.new_or_open(name, dirpath, **options)
+        given = options.get("serializer")
+        OWNER.serializer = given if given is not None and not isinstance(given, str) else OWNER.queue.serializer_name
+    except BaseException as exc:  # reported to the creator by check()
+        OWNER.error = exc
+    threading.Thread(target=_exit_with_parent, name="dque-owner-watchdog", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # The sentinel pipe reaches EOF only once every copy of the creator's end is closed, and
+        # every process the creator forks later holds one: watch the creator's pid as well.
+        waitables: list[Any] = [parent.sentinel]
+        try:
+            waitables.append(os.pidfd_open(cast(int, parent.pid)))
+        except ProcessLookupError:
+            waitables = []  # the creator is already gone
+        except (AttributeError, OSError):
+            pass  # no pidfd_open (not Linux >= 5.3): the sentinel alone
+        if waitables:
+            multiprocessing.connection.wait(waitables)
+    try:
+        OWNER.close()  # sync and release the lock
+    finally:
+        if OWNER.sockdir is not None:
+            shutil.rmtree(OWNER.sockdir, ignore_errors=True)
+        os._exit(0)
