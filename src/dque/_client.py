@@ -30,10 +30,10 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing.managers import BaseManager, BaseProxy
 from multiprocessing.managers import RemoteError as _RemoteError
-from typing import Any
+from typing import Any, cast
 
 from . import _config
 from ._args import check_int, check_options, check_timeout, queue_dir
@@ -61,18 +61,32 @@ class _QueueProxy(BaseProxy):
     others' connection. Each handle gets its own.
     """
 
-    def __init__(self, token: Any, serializer: str, manager: Any = None, authkey: Any = None,
-                 exposed: Any = None, incref: bool = True, manager_owned: bool = False) -> None:
+    def __init__(
+        self,
+        token: Any,
+        serializer: str,
+        manager: Any = None,
+        authkey: Any = None,
+        exposed: Any = None,
+        incref: bool = True,
+        manager_owned: bool = False,
+    ) -> None:
         super().__init__(token, serializer, manager, authkey, exposed, incref=False, manager_owned=manager_owned)
         self._Client = _client_for_manager  # (incref/decref, with a deadline too)
         self._tls = multiprocessing.util.ForkAwareLocal()
-        self._idset = multiprocessing.managers.ProcessLocalSet()
+        self._idset = cast(Any, multiprocessing.managers).ProcessLocalSet()
         if incref:
             self._incref()
 
     _exposed_ = EXPOSED
+    # Set by BaseProxy.__init__, or BaseProxy's own (not in typeshed's stub of BaseProxy).
+    _id: str
+    _token: Any
+    _authkey: bytes
+    _incref: Callable[[], None]
+    _info: dict[str, Any]
 
-    def _callmethod(self, methodname: str, args: tuple = (), kwds: dict | None = None) -> Any:
+    def _callmethod(self, methodname: str, args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None) -> Any:
         # BaseProxy._callmethod through a _Wire, with a lost or silent owner reported as OwnerGoneError.
         try:
             wire = self._tls.wire
@@ -114,7 +128,7 @@ class _QueueProxy(BaseProxy):
         except OSError:
             pass
         try:
-            reply = wire.recv()  # (never blocks once shut down)
+            reply = cast(tuple[str, Any], wire.recv())  # (never blocks once shut down)
         except Exception:
             reply = None
         self._disconnect()
@@ -190,6 +204,8 @@ class DQueManager(BaseManager):
     """The manager whose server is a queue's owner process."""
 
     _Server = OwnerServer
+    queue: Callable[[], _QueueProxy]  # (made by register below)
+    _process: Any  # the owner process (BaseManager's, not in typeshed's stub)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -226,7 +242,7 @@ def _read_owner_file(qdir: str) -> dict[str, Any]:
             raise FileNotFoundError(f"no queue at {qdir}") from None
         raise OwnerGoneError(f"no owner process is serving queue {qdir}") from None
     try:
-        return json.loads(os.read(fd, 1 << 16))
+        return cast(dict[str, Any], json.loads(os.read(fd, 1 << 16)))
     except ValueError as exc:
         raise OwnerGoneError(f"unreadable owner file in {qdir}: {exc}") from None
     finally:
@@ -253,6 +269,16 @@ class ProcessSafeDQue:
     LockedError when the queue is already held by one.
     """
 
+    path: str
+    dirpath: str
+    name: str
+    _proxy: _QueueProxy | None  # None until the first call of a handle unpickled here
+    _token: str | None  # the owner's token in dque.owner: a new owner has another
+    _manager: DQueManager | None  # on the creating handle only
+    _finalizer: weakref.finalize[..., ProcessSafeDQue] | None
+    _pid: int
+    _closed: bool
+
     def __init__(
         self,
         name: str,
@@ -273,8 +299,11 @@ class ProcessSafeDQue:
         self._closed = True
         try:
             options = {
-                "segment_size": segment_size, "turbo": bool(turbo), "serializer": serializer,
-                "maxsize": maxsize, "max_deliveries": max_deliveries,
+                "segment_size": segment_size,
+                "turbo": bool(turbo),
+                "serializer": serializer,
+                "maxsize": maxsize,
+                "max_deliveries": max_deliveries,
             }
             self._start_owner(name, os.fspath(dirpath), qdir, options, context)
         except LockedError as locked:
@@ -307,7 +336,10 @@ class ProcessSafeDQue:
             _write_owner_file(
                 qdir,
                 {
-                    "address": address, "authkey": authkey.hex(), "pid": manager._process.pid, "token": token,
+                    "address": address,
+                    "authkey": authkey.hex(),
+                    "pid": manager._process.pid,
+                    "token": token,
                     "ident": proxy._id,
                 },
             )
@@ -388,18 +420,22 @@ class ProcessSafeDQue:
             self._connect(self.path)  # OwnerGoneError/FileNotFoundError here, in the caller
 
     def _call(self, method: str, *args: Any) -> Any:
-        if self._closed or self._proxy is None:
+        proxy = self._proxy
+        if self._closed or proxy is None:
             self._ensure_connected()
+            proxy = cast(_QueueProxy, self._proxy)
         try:
-            return self._proxy._callmethod(method, args)
+            return proxy._callmethod(method, args)
         except (ClosedError, OwnerGoneError) as exc:
             if self._closed:  # this handle was closed while the call waited: as DQue says it
                 raise ClosedError(f"queue handle {self.path} was closed") from None
-            if isinstance(exc, ClosedError):  # this handle is open: the owner's queue was closed (its creator closed it or died)
+            if isinstance(
+                exc, ClosedError
+            ):  # the handle is open: the owner's queue closed (its creator closed or died)
                 raise OwnerGoneError(f"the owner of queue {self.path} has closed it") from None
             raise
 
-    def _wait(self, timeout: float | None, method: str, *args: Any, tail: tuple = ()) -> Any:
+    def _wait(self, timeout: float | None, method: str, *args: Any, tail: tuple[Any, ...] = ()) -> Any:
         """``self._call(method, *args, True, wait, *tail)`` in waits of at most _WAIT_SLICE, until ``timeout`` (None: forever).
 
         The owner answers each request within its wait (Empty or Full when
@@ -435,10 +471,10 @@ class ProcessSafeDQue:
             return self._loads(payload)
         except Exception as exc:
             err = SerializationError(f"cannot deserialize an item taken from {self.path}: {exc!r}")
-            err.payload = payload  # the item's bytes: it has left the queue
+            vars(err)["payload"] = payload  # the item's bytes: it has left the queue
             raise err from exc
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Callable[[str], ProcessSafeDQue], tuple[str]]:
         return (_reattach, (self.path,))
 
     # ---------------------------------------------------------- the API
@@ -558,11 +594,11 @@ class ProcessSafeDQue:
 
     def in_flight(self) -> int:
         """The number of items leased (by any process) and not yet acked or released."""
-        return self._call("call", "in_flight")
+        return int(self._call("call", "in_flight"))
 
     def size(self) -> int:
         """The number of items in the queue."""
-        return self._call("call", "size")
+        return int(self._call("call", "size"))
 
     qsize = size
 
@@ -570,14 +606,14 @@ class ProcessSafeDQue:
         return self.size()
 
     def empty(self) -> bool:
-        return self._call("call", "empty")
+        return bool(self._call("call", "empty"))
 
     def full(self) -> bool:
-        return self._call("call", "full")
+        return bool(self._call("call", "full"))
 
     @property
     def maxsize(self) -> int:
-        return self._call("get_maxsize")
+        return int(self._call("get_maxsize"))
 
     @maxsize.setter
     def maxsize(self, value: int) -> None:
@@ -611,7 +647,7 @@ class ProcessSafeDQue:
 
     @property
     def turbo(self) -> bool:
-        return self._call("get_turbo")
+        return bool(self._call("get_turbo"))
 
     def turbo_on(self, max_delay: float | None = None) -> None:
         self._call("call", "turbo_on", max_delay)

@@ -184,9 +184,14 @@ class _Parked:
 class OwnerServer(Server):
     """The manager server of an owner: ``serve_forever`` runs the event loop described in the module docstring."""
 
+    # Set by Server.__init__ (not in typeshed's stub of Server).
+    listener: Any
+    authkey: bytes
+    public: list[str]
+
     def serve_forever(self) -> None:
         self.stop_event = threading.Event()
-        multiprocessing.current_process()._manager_server = self  # type: ignore[attr-defined]
+        cast(Any, multiprocessing.current_process())._manager_server = self  # (as Server.serve_forever does)
         try:
             _Loop(self).run()
         except (KeyboardInterrupt, SystemExit):
@@ -201,12 +206,13 @@ class _Loop:
     def __init__(self, server: OwnerServer) -> None:
         self.server = server
         self.sel = selectors.DefaultSelector()
-        listener: Any = server.listener
-        self.lsock = cast(socket.socket, listener._listener._socket)
+        self.lsock = cast(socket.socket, server.listener._listener._socket)
         self.lsock.setblocking(False)
         self.sel.register(self.lsock, selectors.EVENT_READ, None)
         self.parked: list[_Parked] = []  # in the order they came
         self.unparked: list[_Conn] = []  # connections whose parked call was just answered
+        self.changed = False  # something a parked call may wait for happened since they were last retried
+        self.next_retry = 0.0  # the next retry of the parked calls even if nothing changed (_SLICE)
         self.held: list[tuple[_Conn, str, tuple[Any, ...], tuple[str, Any]]] | None = None  # replies awaiting a sync
         self.watched: dict[str, int] = {}  # client process id -> pid (pidfd or polled)
         self.pidfds: dict[int, str] = {}
@@ -233,6 +239,9 @@ class _Loop:
             if ready:
                 self._carry_out(ready)
             if self.parked:
+                if time.monotonic() >= self.next_retry:  # (leases expire in the engine, unseen by the loop)
+                    self.next_retry = time.monotonic() + _SLICE
+                    self.changed = True
                 self._serve_parked()
                 self._expire_parked()
             if self.watched and time.monotonic() >= self.next_poll:
@@ -241,7 +250,8 @@ class _Loop:
     def _timeout(self) -> float:
         timeout = 1.0  # (a stop asked from outside the loop is seen within this)
         if self.parked:
-            timeout = min(_SLICE, max(0.0, min(p.deadline for p in self.parked) - time.monotonic()))
+            first = min(self.next_retry, min(p.deadline for p in self.parked))
+            timeout = max(0.0, first - time.monotonic())
         if len(self.watched) > len(self.pidfds):
             timeout = min(timeout, max(0.0, self.next_poll - time.monotonic()))
         return timeout
@@ -264,7 +274,7 @@ class _Loop:
             finally:
                 sock.close()
             try:
-                authkey = cast(bytes, self.server.authkey)
+                authkey = self.server.authkey
                 multiprocessing.connection.deliver_challenge(conn, authkey)
                 multiprocessing.connection.answer_challenge(conn, authkey)
             except Exception:  # a stranger, or too slow: hung up on
@@ -400,19 +410,26 @@ class _Loop:
         if method not in exposed:
             self._send(conn, method, args, self._fallback(conn, ident, obj, method, args, kwds))
             return
-        if self.held is not None and (method in ("get_turbo", "close") or (method == "call" and args[:1] and args[0] in _UNGROUPED_CALLS)):
+        if self.held is not None and (
+            method in ("get_turbo", "close") or (method == "call" and args[:1] and args[0] in _UNGROUPED_CALLS)
+        ):
             self._end_group()
         try:
             if method in _BLOCKING:
                 self._blocking(conn, method, args)
                 return
-            result = self._hello(conn, *args) if method == "hello" else getattr(obj, method)(*args, **kwds)
+            if method == "hello":
+                result: Any = self._hello(conn, *cast(tuple[str, int], args))
+            else:
+                result = getattr(obj, method)(*args, **kwds)
             msg: tuple[str, Any] = ("#RETURN", result)
         except Exception as exc:
             msg = ("#ERROR", exc)
         self._send(conn, method, args, msg)
-        if self.parked and method not in _READ_ONLY and not (method == "call" and args[0] in _READ_ONLY_CALLS):
-            self._serve_parked()
+        if method not in _READ_ONLY and not (method == "call" and args[:1] and args[0] in _READ_ONLY_CALLS):
+            self.changed = True
+            if self.parked:
+                self._serve_parked()
 
     def _first_request(self, conn: _Conn, request: object) -> None:
         """A connection's first request is the manager's: ``accept_connection`` (a client), or create, incref, shutdown..."""
@@ -444,7 +461,8 @@ class _Loop:
     ) -> tuple[str, Any]:
         """The reply to a request for a method not exposed: ``__repr__`` and the like, or a traceback."""
         try:
-            fallback = self.server.fallback_mapping.get(method)
+            fallbacks = cast(dict[str, Callable[..., Any]], self.server.fallback_mapping)
+            fallback = fallbacks.get(method)
             if fallback is None:
                 raise AttributeError(f"method {method!r} of {type(obj)!r} object is not exposed")
             return ("#RETURN", fallback(self.server, conn.conn, ident, obj, *args, **kwds))
@@ -476,30 +494,44 @@ class _Loop:
                 self._send(conn, method, args, expired)
                 return
         self._send(conn, method, args, ("#RETURN", result))
-        if method != "peek" and method != "join" and self.parked:
-            self._serve_parked()
+        if method != "peek" and method != "join":
+            self.changed = True
+            if self.parked:
+                self._serve_parked()
 
     def _serve_parked(self) -> None:
-        """Retry the parked calls in the order they came (FIFO within each kind: takes, puts, peeks, joins)."""
-        stuck: set[str] = set()
-        served = False
-        for parked in list(self.parked):
-            if parked.kind in stuck or parked.conn.closed:
-                continue
-            try:
-                result = parked.attempt()
-            except Exception as exc:
-                msg: tuple[str, Any] = ("#ERROR", exc)
-            else:
-                if result is _NOT_YET:
-                    stuck.add(parked.kind)
+        """Retry the parked calls in the order they came (FIFO within each kind: takes, puts, peeks, joins).
+
+        Does nothing unless something changed since the last retry (``self.changed``:
+        a request that may have made an item or room appear, a release, or the
+        _SLICE tick for leases expiring in the engine).
+        """
+        if not self.changed:
+            return
+        self.changed = False
+        while True:
+            stuck: set[str] = set()
+            served: set[str] = set()
+            for parked in list(self.parked):
+                if parked.kind in stuck or parked.conn.closed:
                     continue
-                msg = ("#RETURN", result)
-            self._unpark(parked)
-            self._send(parked.conn, parked.method, parked.args, msg)
-            served = True
-        if served:
-            self._resume_inboxes()
+                try:
+                    result = parked.attempt()
+                except Exception as exc:
+                    msg: tuple[str, Any] = ("#ERROR", exc)
+                else:
+                    if result is _NOT_YET:
+                        stuck.add(parked.kind)
+                        continue
+                    msg = ("#RETURN", result)
+                self._unpark(parked)
+                self._send(parked.conn, parked.method, parked.args, msg)
+                served.add(parked.kind)
+            if served:
+                self._resume_inboxes()
+            # Once more only if what was served may unblock what is stuck: room for a put, an item for a take.
+            if not (("take" in served and "put" in stuck) or ("put" in served and stuck & {"take", "peek"})):
+                return
 
     def _expire_parked(self) -> None:
         now = time.monotonic()
@@ -566,6 +598,7 @@ class _Loop:
                 q._release_owner(process)
             except Exception:
                 pass  # closing: the leases go back when it reopens
+        self.changed = True
         if self.parked:
             self._serve_parked()
 
@@ -598,9 +631,13 @@ def _blocking_call(
         )  # fmt: skip
     if method == "lease":
         max_items, block, timeout, ttl = args
-        return "take", lambda: q._lease_payloads(max_items, False, None, ttl, owner=process) or _NOT_YET, _checked(
-            block, timeout
-        ), _wait(timeout), ("#ERROR", Empty())
+        return (
+            "take",
+            lambda: q._lease_payloads(max_items, False, None, ttl, owner=process) or _NOT_YET,
+            _checked(block, timeout),
+            _wait(timeout),
+            ("#ERROR", Empty()),
+        )
     block, timeout = args  # peek
 
     def peek() -> Any:

@@ -1,0 +1,165 @@
+"""Cross-process A/B: 1 producer -> 4 consumer processes, ~100-byte dicts, contenders in turns within rounds.
+
+    python stress/procs_ab.py [--rounds 3] [--items 20000] [--batch-items 50000] [--before SRC] [--after SRC]
+
+Each contender runs in a fresh interpreter (so ``--before``/``--after`` may point at two
+source trees of dque: ``git archive <commit> src | tar -x -C /tmp/before``), in the same
+round as every other; the table gives the median items/s of the rounds with min and max.
+Time runs from the first put to the last consumer's exit (every item taken).
+
+Contenders: ProcessSafeDQue one item per call (turbo), batches of 100 (turbo and safe);
+``Manager().Queue()`` one item per call; ``multiprocessing.Queue`` one item per call and
+with lists of 100 items per put.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+CONSUMERS = 4
+BATCH = 100
+
+
+def _item(i: int) -> dict[str, Any]:
+    return {"name": "item", "id": i, "payload": "x" * 60}  # ~100 bytes pickled
+
+
+def _dque_consumer(q: Any, batched: bool, out: Any) -> None:
+    n = 0
+    stop = False
+    while not stop:
+        got = q.dequeue_many(BATCH) if batched else []
+        if not got:
+            got = [q.get(timeout=30)]
+        for item in got:
+            if item is None:
+                if stop:
+                    q.enqueue(None)  # a second sentinel: for another consumer
+                stop = True
+            else:
+                n += 1
+    out.put(n)
+
+
+def _mp_consumer(q: Any, batched: bool, out: Any) -> None:
+    n = 0
+    while True:
+        got = q.get(timeout=30)
+        if got is None:
+            break
+        n += len(got) if batched else 1
+    out.put(n)
+
+
+def run_one(kind: str, items: int) -> float:
+    """Items per second of one contender, 1 producer (this process) -> CONSUMERS processes."""
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    batched = "batch" in kind
+    tmp = tempfile.mkdtemp(prefix="procs_ab-")
+    manager = None
+    if kind.startswith("dque"):
+        import dque
+
+        q: Any = dque.ProcessSafeDQue("q", tmp, turbo="turbo" in kind, segment_size=10_000)
+        target: Any = _dque_consumer
+    elif kind.startswith("manager"):
+        manager = ctx.Manager()
+        q, target = manager.Queue(), _mp_consumer
+    else:
+        q, target = ctx.Queue(), _mp_consumer
+    procs = [ctx.Process(target=target, args=(q, batched, out)) for _ in range(CONSUMERS)]
+    for p in procs:
+        p.start()
+    data = [_item(i) for i in range(items)]
+    start = time.perf_counter()
+    if kind.startswith("dque"):
+        if batched:
+            for i in range(0, items, BATCH):
+                q.enqueue_many(data[i : i + BATCH])
+        else:
+            for item in data:
+                q.put(item)
+        q.enqueue_many([None] * CONSUMERS)
+    elif batched:
+        for i in range(0, items, BATCH):
+            q.put(data[i : i + BATCH])
+        for _ in range(CONSUMERS):
+            q.put(None)
+    else:
+        for item in data:
+            q.put(item)
+        for _ in range(CONSUMERS):
+            q.put(None)
+    got = sum(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - start
+    assert got == items, (kind, got, items)
+    if kind.startswith("dque"):
+        q.close()
+    if manager is not None:
+        manager.shutdown()
+    return items / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--items", type=int, default=20_000, help="items of the one-per-call rows")
+    parser.add_argument("--batch-items", type=int, default=50_000, help="items of the batch rows")
+    parser.add_argument("--before", help="a dque source tree (its src/) to compare with --after")
+    parser.add_argument("--after", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, items = args.one.split(":")
+        print(json.dumps(run_one(kind, int(items))))
+        return
+    trees = {"after": args.after} if not args.before else {"before": args.before, "after": args.after}
+    contenders: list[tuple[str, str, str, int]] = []  # (label, kind, src, items)
+    for kind, n in (
+        ("dque-turbo", args.items),
+        ("dque-batch-turbo", args.batch_items),
+        ("dque-batch-safe", args.batch_items),
+    ):
+        for tree, src in trees.items():
+            contenders.append((f"{kind} ({tree})", kind, src, n))
+    contenders += [
+        ("Manager().Queue() per item", "manager", "", args.items),
+        ("mp.Queue per item", "mpqueue", "", args.items),
+        ("mp.Queue lists of 100", "mpqueue-batch", "", args.batch_items),
+    ]
+    results: dict[str, list[float]] = {label: [] for label, *_ in contenders}
+    for r in range(args.rounds):
+        for label, kind, src, n in contenders:
+            env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+            if src:
+                env["PYTHONPATH"] = os.path.abspath(src)
+            proc = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--one", f"{kind}:{n}"],
+                env=env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            if proc.returncode:
+                print(f"{label}: failed\n{proc.stderr}", file=sys.stderr)
+                continue
+            results[label].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"round {r + 1} done", file=sys.stderr)
+    print(f"| contender (1 producer -> {CONSUMERS} consumers) | items/s median | min - max |")
+    print("|---|---:|---:|")
+    for label, rates in results.items():
+        if rates:
+            print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f} - {max(rates):,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
