@@ -7,9 +7,10 @@ source trees of dque: ``git archive <commit> src | tar -x -C /tmp/before``), in 
 round as every other; the table gives the median items/s of the rounds with min and max.
 Time runs from the first put to the last consumer's exit (every item taken).
 
-Contenders: ProcessSafeDQue one item per call (turbo), batches of 100 (turbo and safe);
+Contenders: ProcessSafeDQue one item per call (turbo and safe), batches of 100 (turbo and safe);
 ``Manager().Queue()`` one item per call; ``multiprocessing.Queue`` one item per call and
-with lists of 100 items per put.
+with lists of 100 items per put; and the rate of a loop of 64-byte writes each followed by
+``fdatasync`` (the safe rows' reference: each item there is a durable put and a durable take).
 """
 
 from __future__ import annotations
@@ -60,8 +61,28 @@ def _mp_consumer(q: Any, batched: bool, out: Any) -> None:
     out.put(n)
 
 
+def _fdatasync_rate(seconds: float = 1.0) -> float:
+    """64-byte writes each followed by fdatasync, per second, into pre-allocated room (the safe-mode reference)."""
+    fd, path = tempfile.mkstemp(prefix="procs_ab-")
+    try:
+        os.posix_fallocate(fd, 0, 1 << 24)
+        os.fsync(fd)
+        n, end = 0, time.perf_counter() + seconds
+        start = time.perf_counter()
+        while time.perf_counter() < end:
+            os.pwrite(fd, b"x" * 64, 64 * n)
+            os.fdatasync(fd)
+            n += 1
+        return n / (time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
 def run_one(kind: str, items: int) -> float:
     """Items per second of one contender, 1 producer (this process) -> CONSUMERS processes."""
+    if kind == "fdatasync":
+        return _fdatasync_rate()
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     batched = "batch" in kind
@@ -129,6 +150,7 @@ def main() -> None:
     contenders: list[tuple[str, str, str, int]] = []  # (label, kind, src, items)
     for kind, n in (
         ("dque-turbo", args.items),
+        ("dque-safe", args.items // 4),
         ("dque-batch-turbo", args.batch_items),
         ("dque-batch-safe", args.batch_items),
     ):
@@ -138,6 +160,7 @@ def main() -> None:
         ("Manager().Queue() per item", "manager", "", args.items),
         ("mp.Queue per item", "mpqueue", "", args.items),
         ("mp.Queue lists of 100", "mpqueue-batch", "", args.batch_items),
+        ("fdatasync loop (64 B writes, one process)", "fdatasync", "", 0),
     ]
     results: dict[str, list[float]] = {label: [] for label, *_ in contenders}
     for r in range(args.rounds):

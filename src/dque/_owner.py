@@ -1,7 +1,7 @@
 """The owner process of a ProcessSafeDQue: one thread, one event loop, every client.
 
 The owner is a ``multiprocessing`` manager server whose ``serve_forever`` is
-replaced by :class:`OwnerServer`'s loop: one ``selectors`` loop on the
+replaced by :class:`OwnerServer`'s loop: one ``poll`` loop on the
 listener, every client connection and the pidfd of every client process (no
 thread per client). Each turn of the loop
 
@@ -11,9 +11,10 @@ thread per client). Each turn of the loop
 2. reads every request that is ready and carries them out in order (a request
    read more than _LATE seconds after it was sent is refused: its client may
    have given up already);
-3. in safe mode, when two or more requests are ready, carries them out in
-   turbo and makes **one sync for all of them** before answering any
-   (group commit across processes);
+3. in safe mode carries them out (and the parked calls they make servable)
+   in turbo, then makes **one sync for all of them** before answering any
+   (group commit across processes: a put and the take it wakes share a sync,
+   and the requests that arrive during a sync share the next);
 4. answers each (a reply is written without blocking; what does not fit waits
    for the socket to drain).
 
@@ -37,7 +38,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
-import selectors
+import select
 import shutil
 import socket
 import sys
@@ -123,6 +124,9 @@ _READ_ONLY_CALLS = frozenset({"size", "full", "empty", "segment_numbers", "in_fl
 # Requests that see or change the sync mode: a group sync in progress ends before them.
 _UNGROUPED_CALLS = frozenset({"turbo_on", "turbo_off", "turbo_sync"})
 _NOT_YET: Any = object()  # a parked call's attempt: not ready yet
+_GONE: Any = object()  # (an event of a descriptor closed earlier in the same turn)
+_READ = select.POLLIN
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # (a hang-up is read as end of file)
 
 
 def served() -> Owner:
@@ -205,10 +209,11 @@ class _Loop:
 
     def __init__(self, server: OwnerServer) -> None:
         self.server = server
-        self.sel = selectors.DefaultSelector()
+        self.poller = select.poll()
+        self.handlers: dict[int, _Conn | str | None] = {}  # fd -> its connection, client process id, None: listener
         self.lsock = cast(socket.socket, server.listener._listener._socket)
         self.lsock.setblocking(False)
-        self.sel.register(self.lsock, selectors.EVENT_READ, None)
+        self._register(self.lsock.fileno(), None)
         self.parked: list[_Parked] = []  # in the order they came
         self.unparked: list[_Conn] = []  # connections whose parked call was just answered
         self.changed = False  # something a parked call may wait for happened since they were last retried
@@ -220,22 +225,21 @@ class _Loop:
 
     def run(self) -> None:
         stop = self.server.stop_event
-        select = self.sel.select
+        poll, handlers = self.poller.poll, self.handlers
         while not stop.is_set():
-            events = select(self._timeout())
+            events = poll(self._timeout() * 1000.0)
             ready: list[_Conn] = []
-            for key, mask in events:
-                data = key.data
+            for fd, mask in events:
+                data = handlers.get(fd, _GONE)
                 if data is None:
                     self._accept()
                 elif isinstance(data, str):
-                    self._died(key.fd, data)
-                else:
-                    conn = cast(_Conn, data)
-                    if mask & selectors.EVENT_WRITE:
-                        self._flush(conn)
-                    if mask & selectors.EVENT_READ and not conn.closed and self._read(conn):
-                        ready.append(conn)
+                    self._died(fd, data)
+                elif isinstance(data, _Conn):
+                    if mask & select.POLLOUT:
+                        self._flush(data)
+                    if mask & _READABLE and not data.closed and self._read(data):
+                        ready.append(data)
             if ready:
                 self._carry_out(ready)
             if self.parked:
@@ -282,7 +286,7 @@ class _Loop:
                 continue
             os.set_blocking(conn.fileno(), False)
             client = _Conn(conn)
-            self.sel.register(client.fd, selectors.EVENT_READ, client)
+            self._register(client.fd, client)
 
     def _read(self, conn: _Conn) -> bool:
         """Read what ``conn`` sent into its inbox; False if it hung up (it is closed then)."""
@@ -306,7 +310,7 @@ class _Loop:
         if conn.parked is not None:
             self.parked.remove(conn.parked)
             conn.parked = None
-        self.sel.unregister(conn.fd)
+        self._unregister(conn.fd)
         conn.conn.close()
         for reply in conn.outbox:
             _undeliverable(reply.method, reply.args, reply.msg)
@@ -320,12 +324,23 @@ class _Loop:
             _undeliverable(method, args, msg)
             return
         try:
-            data = frame(msg)
+            data: bytes | memoryview = frame(msg)
         except Exception:  # the reply cannot be pickled
             data = frame(("#UNSERIALIZABLE", format_exc()))
+        if not conn.outbox:  # (the common case: written at once, whole)
+            try:
+                written = os.write(conn.fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError:  # the client is gone (or gave up and shut the socket down)
+                _undeliverable(method, args, msg)
+                self._close(conn)
+                return
+            if written == len(data):
+                return
+            data = memoryview(data)[written:]
+            self.poller.modify(conn.fd, _READ | select.POLLOUT)
         conn.outbox.append(_Reply(data, method, args, msg))
-        if len(conn.outbox) == 1:
-            self._flush(conn)
 
     def _flush(self, conn: _Conn) -> None:
         """Write what ``conn``'s outbox holds, as far as the socket takes it without blocking."""
@@ -343,16 +358,26 @@ class _Loop:
         except OSError:  # the client is gone (or gave up and shut the socket down)
             self._close(conn)
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if outbox else 0)
-        if self.sel.get_key(conn.fd).events != events:
-            self.sel.modify(conn.fd, events, conn)
+        if not outbox:
+            self.poller.modify(conn.fd, _READ)
+
+    def _register(self, fd: int, handler: _Conn | str | None) -> None:
+        self.handlers[fd] = handler
+        self.poller.register(fd, _READ)
+
+    def _unregister(self, fd: int) -> None:
+        del self.handlers[fd]
+        self.poller.unregister(fd)
 
     # ---------------------------------------------------------- requests
 
     def _carry_out(self, ready: list[_Conn]) -> None:
-        """Carry out every request read, in order; in safe mode with several, one sync for all before answering."""
+        """Carry out every request read, in order, and serve the parked; in safe mode one sync for all of them.
+
+        The sync comes before any answer: a reply to a write still means "durable".
+        """
         q = OWNER.queue
-        if q is not None and not q.turbo and sum(len(c.inbox) for c in ready) > 1:
+        if q is not None and not q.turbo:
             self._begin_group(q)
         try:
             for conn in ready:
@@ -571,13 +596,13 @@ class _Loop:
             else:
                 self.watched[process] = pid
                 self.pidfds[fd] = process
-                self.sel.register(fd, selectors.EVENT_READ, process)
+                self._register(fd, process)
                 return
         self.watched[process] = pid
         self.next_poll = min(self.next_poll or time.monotonic() + _POLL_PIDS, time.monotonic() + _POLL_PIDS)
 
     def _died(self, fd: int, process: str) -> None:
-        self.sel.unregister(fd)
+        self._unregister(fd)
         os.close(fd)
         del self.pidfds[fd]
         self.watched.pop(process, None)
