@@ -54,7 +54,7 @@ from ._args import check_int, check_timeout
 from ._queue import DQue
 from ._serializers import Serializer
 from ._wire import _LATE, _WAIT_SLICE, Frames, frame, timeval
-from .errors import Empty, Full, OwnerGoneError, SyncError
+from .errors import ClosedError, Empty, Full, OwnerGoneError, SyncError
 
 _HANDSHAKE = 1.0  # seconds a new connection has to authenticate (the loop waits for it: keep it short)
 _SLICE = 0.1  # seconds between retries of parked callers while nothing happens (leases expiring)
@@ -405,8 +405,10 @@ class _Loop:
         try:
             if q is not None and not q.closed:
                 q.turbo_off()  # (syncs everything written)
-        except Exception as exc:
-            failed = exc if isinstance(exc, SyncError) else SyncError(f"the owner's sync failed: {exc!r}")
+        except (SyncError, ClosedError) as exc:  # (closed: by the watchdog, its creator having died)
+            failed = exc
+        except OSError as exc:
+            failed = SyncError(q.path if q is not None else "?", exc)
         for conn, method, args, msg in held:
             if failed is not None and method not in _READ_ONLY and msg[0] == "#RETURN":
                 _undeliverable(method, args, msg)  # (gives leases back; a failed sync refuses everything later)
@@ -506,7 +508,12 @@ class _Loop:
         """Carry out a possibly blocking call: answer it now, or park it until it can be served or its deadline."""
         q = OWNER.q()
         kind, attempt, block, timeout, expired = _blocking_call(q, method, args, conn.process)
-        result = attempt()
+        if block and any(p.kind == kind for p in self.parked):  # first come, first served: behind them
+            self.changed = True
+            self._serve_parked()
+            result = _NOT_YET if any(p.kind == kind for p in self.parked) else attempt()
+        else:
+            result = attempt()
         if result is _NOT_YET:
             if not block:
                 result = _NOT_BLOCKING[method]()
