@@ -10,11 +10,15 @@ checked are the owner's, item by item.
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 
+import proc_helpers
 import pytest
 from test_process import (  # noqa: F401 (no_stray_processes and start_agent are fixtures)
     no_stray_processes,
@@ -23,9 +27,11 @@ from test_process import (  # noqa: F401 (no_stray_processes and start_agent are
 )
 
 import dque
+from dque import _owner, _wire
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="agents reach owners at abstract sockets")
 
+NAME = proc_helpers.NAME
 PARKED = 0.3  # seconds after which a blocking call sent is surely parked in the owner
 
 
@@ -146,3 +152,25 @@ def test_owner_runs_one_thread_per_process_not_per_client(qdir, start_agent):
         for a in clients:
             a.stop()
         assert isinstance(q, dque.ProcessSafeDQue)
+
+
+def test_a_wrong_authkey_is_refused_and_a_silent_stranger_stalls_nobody_for_long(qdir):
+    with owner(qdir) as q:
+        address = json.loads((qdir / NAME / "dque.owner").read_text())["address"]
+        with pytest.raises((multiprocessing.AuthenticationError, EOFError, OSError)):
+            _wire.dial(address, b"not the key", time.monotonic() + 5).close()
+        stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            stranger.connect(address)  # and never answers the owner's challenge
+            time.sleep(0.1)
+            start = time.monotonic()
+            q.enqueue("still served")
+            assert q.dequeue() == "still served"
+            assert time.monotonic() - start < _owner._HANDSHAKE + 1.0
+        finally:
+            stranger.close()
+        other = dque.attach(NAME, qdir)  # the right key still gets in
+        try:
+            assert other.size() == 0
+        finally:
+            other.close()

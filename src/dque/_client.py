@@ -466,6 +466,21 @@ class ProcessSafeDQue:
             payload = bytes(payload)
         return payload
 
+    def _serialize_all(self, items: Iterable[Any]) -> list[bytes]:
+        """``[self._serialize(item) for item in items]``, without per-item Python when every payload is bytes."""
+        if self._closed or self._proxy is None:
+            self._ensure_connected()  # for the serializer
+        if not isinstance(items, (list, tuple)):
+            items = list(items)  # (read once: the fallback below reads it again)
+        try:
+            payloads = list(map(self._dumps, items))
+        except Exception:
+            payloads = []  # the item that fails is found below
+        else:
+            if all(type(p) is bytes for p in payloads):
+                return payloads
+        return [self._serialize(item) for item in items]
+
     def _deserialize(self, payload: bytes) -> Any:
         try:
             return self._loads(payload)
@@ -488,8 +503,7 @@ class ProcessSafeDQue:
         """Add all ``items``, in order, all or nothing; one round trip and one sync."""
         if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
             raise TypeError("enqueue_many takes an iterable of items")
-        payloads = [self._serialize(item) for item in items]
-        self._call("put", payloads, False, None)
+        self._call("put", self._serialize_all(items), False, None)
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """``queue.Queue.put``: waits for room while at ``maxsize`` (Full on timeout or if not ``block``)."""
@@ -515,7 +529,11 @@ class ProcessSafeDQue:
         if max_items == 0:
             self._call("call", "size")
             return []
-        return [self._deserialize(p) for p in self._call("take", max_items, False, None)]
+        payloads: list[bytes] = self._call("take", max_items, False, None)
+        try:
+            return list(map(self._loads, payloads))  # (the common case, without per-item Python here)
+        except Exception:
+            return [self._deserialize(p) for p in payloads]  # the item that fails, as SerializationError
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """``queue.Queue.get``: waits up to ``timeout`` (None: forever) if ``block``; Empty if none."""
