@@ -509,8 +509,7 @@ class _Loop:
         q = OWNER.q()
         kind, attempt, block, timeout, expired = _blocking_call(q, method, args, conn.process)
         if block and any(p.kind == kind for p in self.parked):  # first come, first served: behind them
-            self.changed = True
-            self._serve_parked()
+            self._serve_parked()  # (if anything changed since they were last retried)
             result = _NOT_YET if any(p.kind == kind for p in self.parked) else attempt()
         else:
             result = attempt()
