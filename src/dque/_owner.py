@@ -31,6 +31,10 @@ Leases belong to client processes: the loop watches each client's pidfd (or
 polls its pid every _POLL_PIDS seconds where there is no pidfd) and releases
 its leases the moment it dies. A thread (the only other one) watches the
 creating process and closes the queue and exits when it dies.
+
+What the loop serves (the open queue, its start and end) is in ``_served.py``;
+blocking calls as attempts to retry, in ``_parking.py``; the bytes on the
+wire, in ``_wire.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import select
-import shutil
 import socket
 import sys
 import threading
@@ -50,11 +53,13 @@ from multiprocessing.managers import Server
 from traceback import format_exc
 from typing import Any, cast
 
-from ._args import check_int, check_timeout
+from ._parking import BLOCKING, NOT_BLOCKING, NOT_YET, Parked, blocking_call
 from ._queue import DQue
-from ._serializers import Serializer
-from ._wire import _LATE, _WAIT_SLICE, Frames, frame, timeval
-from .errors import ClosedError, Empty, Full, OwnerGoneError, SyncError
+from ._served import EXPOSED, OWNER, owner_init, served, undeliverable
+from ._wire import _LATE, Frames, frame, timeval
+from .errors import ClosedError, OwnerGoneError, SyncError
+
+__all__ = ["EXPOSED", "OWNER", "OwnerServer", "owner_init", "served"]
 
 _HANDSHAKE = 1.0  # seconds a new connection has to authenticate (the loop waits for it: keep it short)
 _SLICE = 0.1  # seconds between retries of parked callers while nothing happens (leases expiring)
@@ -62,79 +67,17 @@ _POLL_PIDS = 0.5  # seconds between checks of the client pids, without pidfd
 _PIDFD = hasattr(os, "pidfd_open") and not os.environ.get("DQUE_SIMULATE_POSIX")
 
 
-class Owner:
-    """What the owner serves: the open DQue, spoken to in payload bytes (the non-blocking calls)."""
-
-    def __init__(self) -> None:
-        self.queue: DQue | None = None
-        self.error: BaseException | None = None
-        self.serializer: Serializer | str | None = None
-        self.sockdir: str | None = None  # the private directory of the owner's socket file, if it has one
-
-    def q(self) -> DQue:
-        if self.queue is None:
-            raise OwnerGoneError("the owner has no open queue")
-        return self.queue
-
-    def check(self) -> dict[str, Any]:
-        if self.error is not None:
-            raise self.error
-        q = self.q()
-        return {"serializer": self.serializer, "name": q.name, "path": q.path, "segment_size": q.segment_size}
-
-    def get_maxsize(self) -> int:
-        return self.q().maxsize
-
-    def set_maxsize(self, value: int) -> None:
-        self.q().maxsize = check_int(value, "maxsize", 0)
-
-    def get_turbo(self) -> bool:
-        return self.q().turbo
-
-    def get_attr(self, name: str) -> Any:
-        if name not in _ATTRIBUTES:
-            raise AttributeError(name)
-        return getattr(self.q(), name)
-
-    def call(self, name: str, *args: Any) -> Any:
-        if name not in _PLAIN_CALLS:
-            raise AttributeError(name)
-        return getattr(self.q(), name)(*args)
-
-    def close(self) -> None:
-        if self.queue is not None:
-            self.queue.close()
-
-
-_PLAIN_CALLS = frozenset(
-    {
-        "size", "full", "empty", "segment_numbers", "turbo_on", "turbo_off", "turbo_sync", "task_done",
-        "ack_many", "release_many", "in_flight", "shutdown",
-    }
-)  # fmt: skip
-_ATTRIBUTES = frozenset({"is_shutdown", "unfinished_tasks"})  # read through get_attr
-EXPOSED = ("hello", "check", "put", "take", "peek", "lease", "join") + (
-    "get_maxsize", "set_maxsize", "get_turbo", "get_attr", "call", "close",
-)  # fmt: skip
-OWNER = Owner()
-
 # Requests that change nothing a parked caller waits for (no retry of the parked after them).
 _READ_ONLY = frozenset({"check", "hello", "get_maxsize", "get_turbo", "get_attr"})
 _READ_ONLY_CALLS = frozenset({"size", "full", "empty", "segment_numbers", "in_flight"})
 # Requests that see or change the sync mode: a group sync in progress ends before them.
 _UNGROUPED_CALLS = frozenset({"turbo_on", "turbo_off", "turbo_sync"})
-_NOT_YET: Any = object()  # a parked call's attempt: not ready yet
 _GONE: Any = object()  # (an event of a descriptor closed earlier in the same turn)
 _READ = select.POLLIN
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # (a hang-up is read as end of file)
 
 
-def served() -> Owner:
-    """The manager's callable for the ``queue`` type: the one Owner."""
-    return OWNER
-
-
-# ------------------------------------------------------------------ connections and parked calls
+# ------------------------------------------------------------------ connections
 
 
 class _Conn:
@@ -150,7 +93,7 @@ class _Conn:
         self.outbox: deque[_Reply] = deque()  # replies not yet (wholly) written
         self.process: str | None = None  # the client process's id (from its hello)
         self.accepted = False  # past the manager's first request (accept_connection)
-        self.parked: _Parked | None = None
+        self.parked: Parked | None = None
         self.closed = False
 
 
@@ -161,25 +104,6 @@ class _Reply:
 
     def __init__(self, data: bytes | memoryview, method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> None:
         self.data, self.method, self.args, self.msg = data, method, args, msg
-
-
-class _Parked:
-    """A blocking call waiting in the loop: ``attempt()`` serves it (or returns _NOT_YET) until ``deadline``."""
-
-    __slots__ = ("conn", "method", "args", "kind", "attempt", "deadline", "expired")
-
-    def __init__(
-        self,
-        conn: _Conn,
-        method: str,
-        args: tuple[Any, ...],
-        kind: str,
-        attempt: Callable[[], Any],
-        deadline: float,
-        expired: tuple[str, Any],
-    ) -> None:
-        self.conn, self.method, self.args, self.kind = conn, method, args, kind
-        self.attempt, self.deadline, self.expired = attempt, deadline, expired
 
 
 # ------------------------------------------------------------------ the loop
@@ -214,7 +138,7 @@ class _Loop:
         self.lsock = cast(socket.socket, server.listener._listener._socket)
         self.lsock.setblocking(False)
         self._register(self.lsock.fileno(), None)
-        self.parked: list[_Parked] = []  # in the order they came
+        self.parked: list[Parked] = []  # in the order they came
         self.unparked: list[_Conn] = []  # connections whose parked call was just answered
         self.changed = False  # something a parked call may wait for happened since they were last retried
         self.next_retry = 0.0  # the next retry of the parked calls even if nothing changed (_SLICE)
@@ -313,7 +237,7 @@ class _Loop:
         self._unregister(conn.fd)
         conn.conn.close()
         for reply in conn.outbox:
-            _undeliverable(reply.method, reply.args, reply.msg)
+            undeliverable(reply.method, reply.args, reply.msg)
         conn.outbox.clear()
 
     def _send(self, conn: _Conn, method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> None:
@@ -321,7 +245,7 @@ class _Loop:
             self.held.append((conn, method, args, msg))
             return
         if conn.closed:
-            _undeliverable(method, args, msg)
+            undeliverable(method, args, msg)
             return
         try:
             data: bytes | memoryview = frame(msg)
@@ -333,7 +257,7 @@ class _Loop:
             except BlockingIOError:
                 written = 0
             except OSError:  # the client is gone (or gave up and shut the socket down)
-                _undeliverable(method, args, msg)
+                undeliverable(method, args, msg)
                 self._close(conn)
                 return
             if written == len(data):
@@ -411,7 +335,7 @@ class _Loop:
             failed = SyncError(q.path if q is not None else "?", exc)
         for conn, method, args, msg in held:
             if failed is not None and method not in _READ_ONLY and msg[0] == "#RETURN":
-                _undeliverable(method, args, msg)  # (gives leases back; a failed sync refuses everything later)
+                undeliverable(method, args, msg)  # (gives leases back; a failed sync refuses everything later)
                 msg = ("#ERROR", failed)
             self._send(conn, method, args, msg)
 
@@ -442,7 +366,7 @@ class _Loop:
         ):
             self._end_group()
         try:
-            if method in _BLOCKING:
+            if method in BLOCKING:
                 self._blocking(conn, method, args)
                 return
             if method == "hello":
@@ -507,17 +431,17 @@ class _Loop:
     def _blocking(self, conn: _Conn, method: str, args: tuple[Any, ...]) -> None:
         """Carry out a possibly blocking call: answer it now, or park it until it can be served or its deadline."""
         q = OWNER.q()
-        kind, attempt, block, timeout, expired = _blocking_call(q, method, args, conn.process)
+        kind, attempt, block, timeout, expired = blocking_call(q, method, args, conn.process)
         if block and any(p.kind == kind for p in self.parked):  # first come, first served: behind them
             self._serve_parked()  # (if anything changed since they were last retried)
-            result = _NOT_YET if any(p.kind == kind for p in self.parked) else attempt()
+            result = NOT_YET if any(p.kind == kind for p in self.parked) else attempt()
         else:
             result = attempt()
-        if result is _NOT_YET:
+        if result is NOT_YET:
             if not block:
-                result = _NOT_BLOCKING[method]()
+                result = NOT_BLOCKING[method]()
             elif timeout > 0:
-                parked = _Parked(conn, method, args, kind, attempt, time.monotonic() + timeout, expired)
+                parked = Parked(conn, method, args, kind, attempt, time.monotonic() + timeout, expired)
                 conn.parked = parked
                 self.parked.append(parked)
                 return
@@ -551,7 +475,7 @@ class _Loop:
                 except Exception as exc:
                     msg: tuple[str, Any] = ("#ERROR", exc)
                 else:
-                    if result is _NOT_YET:
+                    if result is NOT_YET:
                         stuck.add(parked.kind)
                         continue
                     msg = ("#RETURN", result)
@@ -573,7 +497,7 @@ class _Loop:
         if due:
             self._resume_inboxes()
 
-    def _unpark(self, parked: _Parked) -> None:
+    def _unpark(self, parked: Parked) -> None:
         self.parked.remove(parked)
         parked.conn.parked = None
         self.unparked.append(parked.conn)
@@ -634,97 +558,6 @@ class _Loop:
             self._serve_parked()
 
 
-_BLOCKING = frozenset({"put", "take", "peek", "lease", "join"})
-
-
-def _blocking_call(
-    q: DQue, method: str, args: tuple[Any, ...], process: str | None
-) -> tuple[str, Callable[[], Any], bool, float, tuple[str, Any]]:
-    """``(kind, attempt, block, timeout, expired reply)`` of a call that may wait; attempt() gives _NOT_YET while it must."""
-    if method == "join":
-        (timeout,) = args
-        return "join", lambda: True if q._join_for(0.0) else _NOT_YET, True, float(timeout), ("#RETURN", False)
-    if method == "put":
-        payloads, block, timeout = args
-
-        def put() -> Any:
-            try:
-                q._put_payloads(payloads)
-            except Full:
-                return _NOT_YET
-            return None
-
-        return "put", put, _checked(block, timeout), _wait(timeout), ("#ERROR", Full())
-    if method == "take":
-        max_items, block, timeout = args
-        return "take", lambda: q._take_payloads(max_items) or _NOT_YET, _checked(block, timeout), _wait(timeout), (
-            "#ERROR", Empty(),
-        )  # fmt: skip
-    if method == "lease":
-        max_items, block, timeout, ttl = args
-        return (
-            "take",
-            lambda: q._lease_payloads(max_items, False, None, ttl, owner=process) or _NOT_YET,
-            _checked(block, timeout),
-            _wait(timeout),
-            ("#ERROR", Empty()),
-        )
-    block, timeout = args  # peek
-
-    def peek() -> Any:
-        try:
-            return q._peek_payload()
-        except Empty:
-            return _NOT_YET
-
-    return "peek", peek, _checked(block, timeout), _wait(timeout), ("#ERROR", Empty())
-
-
-def _checked(block: object, timeout: float | None) -> bool:
-    if block:
-        check_timeout(timeout)
-    return bool(block)
-
-
-def _wait(timeout: float | None) -> float:
-    return _WAIT_SLICE if timeout is None else min(float(timeout), _WAIT_SLICE)
-
-
-def _raise_full() -> None:
-    raise Full
-
-
-def _raise_empty() -> None:
-    raise Empty
-
-
-_NOT_BLOCKING: dict[str, Callable[[], Any]] = {
-    "put": _raise_full, "take": list, "lease": list, "peek": _raise_empty,
-}  # fmt: skip
-
-
-def _undeliverable(method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> None:
-    """A reply carrying items could not be sent (its client hung up or gave up): the items must not vanish.
-
-    Leases are released (back at the head, in order). Items of a blocking take
-    (a waiting client gives up at its deadline) are put back, at the tail: the
-    engine has no way back to the head. (A plain non-blocking dequeue stays
-    at-most-once, as documented.)
-    """
-    q = OWNER.queue
-    if q is None or msg[0] != "#RETURN" or not msg[1]:
-        return
-    try:
-        if method == "lease":
-            q.release_many([lease_id for lease_id, _, _ in msg[1]])
-        elif method == "take" and args[1]:
-            q._put_payloads(msg[1])
-            for _ in msg[1]:
-                q.task_done()  # the take counted none: the put back must not count twice
-    except Exception:
-        pass  # the queue closed meanwhile (or is full again): nothing more to do
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -733,40 +566,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         pass  # (not ours to signal: it exists)
     return True
-
-
-# ------------------------------------------------------------------ the owner process's start and end
-
-
-def owner_init(name: str, dirpath: str, options: dict[str, Any], sockdir: str | None = None) -> None:
-    """Runs in the owner process before it serves: open the queue, watch the parent."""
-    OWNER.sockdir = sockdir
-    try:
-        OWNER.queue = DQue.new_or_open(name, dirpath, **options)
-        given = options.get("serializer")
-        OWNER.serializer = given if given is not None and not isinstance(given, str) else OWNER.queue.serializer_name
-    except BaseException as exc:  # reported to the creator by check()
-        OWNER.error = exc
-    threading.Thread(target=_exit_with_parent, name="dque-owner-watchdog", daemon=True).start()
-
-
-def _exit_with_parent() -> None:
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        # The sentinel pipe reaches EOF only once every copy of the creator's end is closed, and
-        # every process the creator forks later holds one: watch the creator's pid as well.
-        waitables: list[Any] = [parent.sentinel]
-        try:
-            waitables.append(os.pidfd_open(cast(int, parent.pid)))
-        except ProcessLookupError:
-            waitables = []  # the creator is already gone
-        except (AttributeError, OSError):
-            pass  # no pidfd_open (not Linux >= 5.3): the sentinel alone
-        if waitables:
-            multiprocessing.connection.wait(waitables)
-    try:
-        OWNER.close()  # sync and release the lock
-    finally:
-        if OWNER.sockdir is not None:
-            shutil.rmtree(OWNER.sockdir, ignore_errors=True)
-        os._exit(0)
