@@ -357,7 +357,11 @@ if __name__ == "__main__":
         Agent(*argv).main()
     else:
         roles = {
-            "producer": producer, "consumer": consumer, "churn": churn, "creator": creator, "fork_exit": fork_exit,
+            "producer": producer,
+            "consumer": consumer,
+            "churn": churn,
+            "creator": creator,
+            "fork_exit": fork_exit,
             "posix_round_trip": posix_round_trip,
         }
         roles[role](*argv)

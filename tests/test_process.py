@@ -939,7 +939,7 @@ def test_messages_of_every_size_cross_intact(qdir):
         assert [q.dequeue_block(1) for _ in range(len(items) * 3)] == items * 3
         assert q.size() == 0
         # What the manager's proxies ask besides the queue's methods: answered, or a RemoteError.
-        assert "_Owner" in str(q._proxy)
+        assert "Owner" in str(q._proxy)
         with pytest.raises(multiprocessing.managers.RemoteError, match="not exposed"):
             q._proxy._callmethod("_q")
         assert q.size() == 0

@@ -208,7 +208,10 @@ def test_the_portable_address_a_socket_file_in_a_private_directory(tmp_path, rea
     env = dict(os.environ, DQUE_SIMULATE_POSIX="1")
     with open(tmp_path / "posix.stderr", "w") as err:
         proc = reap(
-            [sys.executable, HELPER, "posix_round_trip", str(tmp_path / "qs")], stdout=subprocess.PIPE, stderr=err, env=env
+            [sys.executable, HELPER, "posix_round_trip", str(tmp_path / "qs")],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
         )
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, (tmp_path / "posix.stderr").read_text()
