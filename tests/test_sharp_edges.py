@@ -64,3 +64,16 @@ def test_locked_error_names_the_owner_process_and_how_to_attach(tmp_path):
             dque.open("q", tmp_path)
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("turbo", [False, True], ids=["safe", "turbo"])
+def test_a_queue_left_open_at_exit_does_not_hang_the_interpreter(tmp_path, turbo):
+    """Its finalizer closes it at exit; on Python 3.13 joining its background thread there froze."""
+    import subprocess
+    import sys
+
+    script = f"import dque\nq = dque.new_or_open('q', {str(tmp_path)!r}, turbo={turbo})\nq.enqueue(1)\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with dque.open("q", tmp_path) as q:
+        assert q.dequeue() == 1

@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import pickle
+import sys
 import threading
 import weakref
 from collections import deque
@@ -1608,8 +1609,7 @@ class DQue(Leasing):
         if syncer is not None:
             self._syncer_stop.set()
             self._syncer_wake.set()
-            if syncer is not threading.current_thread():
-                syncer.join()
+            _join(syncer)
 
     # ------------------------------------------------------------------ close
 
@@ -1652,9 +1652,8 @@ class DQue(Leasing):
                             seg.close()
                         except OSError:
                             pass  # its fd is closed either way; its reserved room is cut at the next open
-            expirer = self._expirer
-            if expirer is not None and expirer is not threading.current_thread():
-                expirer.join()  # (it sees _closed and returns)
+            if self._expirer is not None:
+                _join(self._expirer)  # (it sees _closed and returns)
             self._stop_syncer()  # (one started by a turbo_on racing this close)
         finally:
             if not self._released:
@@ -1738,6 +1737,19 @@ class DQue(Leasing):
 def _delete_markers(n: int) -> bytes:
     """``n`` delete markers as a store writes them first (the first one's type byte 0)."""
     return UNCOMMITTED_DELETE_MARKER + DELETE_MARKER * (n - 1)
+
+
+_JOIN_S = 30.0  # at most this long close() waits for a background thread (it takes milliseconds)
+
+
+def _join(thread: threading.Thread) -> None:
+    """Wait for one of the handle's background threads to end (a bounded wait).
+
+    Not from the thread itself, and not while the interpreter shuts down: by
+    then daemon threads no longer run (Python 3.13 froze a join of one there).
+    """
+    if thread is not threading.current_thread() and not sys.is_finalizing():
+        thread.join(_JOIN_S)
 
 
 _HANDLES: weakref.WeakSet[DQue] = weakref.WeakSet()  # the open handles of this process
