@@ -184,24 +184,36 @@ class Segment:
         Until that last write the record reads as a store never finished (see
         _format.TYPE_OFFSET), whatever part of the rest a kill let through. In
         the OS when this returns; on failure (a full disk) nothing changed.
-        (``body`` lets a large item's payload be copied once, straight into the map.)
+        (``body`` lets a large item's payload be copied once, straight into the file.)
         """
-        pos = self.end
-        end = pos + len(records) + len(body)
-        if end > self.cap:  # (always so while the file is not open: see close and drop)
-            self.reserve(end - pos)
-            pos = self.end
-            end = pos + len(records) + len(body)
-        m = self.map
         if body:
-            mid = pos + len(records)
-            m[pos:mid] = records
-            if len(body) >= _PWRITE_MIN:
-                _fs.pwrite(self.fd, body, mid)  # (an OSError here leaves a type-0 record past end: nothing)
-            else:
-                m[mid:end] = body
+            self._store_with_body(records, rtype, body)
+            return
+        pos = self.end
+        end = pos + len(records)
+        if end > self.cap:  # (always so while the file is not open: see close and drop)
+            self.reserve(len(records))
+            pos = self.end
+            end = pos + len(records)
+        m = self.map
+        m[pos:end] = records
+        m[pos + TYPE_OFFSET] = rtype
+        self.end = end
+        self.dirty = True
+
+    def _store_with_body(self, head: bytes, rtype: int, body: bytes) -> None:
+        """``store`` of one record given as its first bytes (type 0) and its body."""
+        n = len(head) + len(body)
+        if self.end + n > self.cap:
+            self.reserve(n)
+        pos = self.end
+        mid, end = pos + len(head), pos + n
+        m = self.map
+        m[pos:mid] = head
+        if len(body) >= _PWRITE_MIN:
+            _fs.pwrite(self.fd, body, mid)  # (an OSError here leaves a type-0 record past end: nothing)
         else:
-            m[pos:end] = records
+            m[mid:end] = body
         m[pos + TYPE_OFFSET] = rtype
         self.end = end
         self.dirty = True
