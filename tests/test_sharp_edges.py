@@ -77,3 +77,20 @@ def test_a_queue_left_open_at_exit_does_not_hang_the_interpreter(tmp_path, turbo
     assert proc.returncode == 0, proc.stderr
     with dque.open("q", tmp_path) as q:
         assert q.dequeue() == 1
+
+
+def test_a_process_safe_queue_takes_the_creation_options_of_dque_new(tmp_path):
+    import json
+    import stat
+
+    q = dque.ProcessSafeDQue("q", tmp_path, group_access=True, segment_bytes=4096)
+    try:
+        q.enqueue_many([b"x" * 1000] * 10)
+        assert len(q.dequeue_many(20)) == 10
+    finally:
+        q.close()
+    config = json.loads((tmp_path / "q" / "dque.json").read_text())
+    assert config["group_access"] is True and config["segment_bytes"] == 4096
+    assert stat.S_IMODE((tmp_path / "q").stat().st_mode) == 0o770
+    with pytest.raises(TypeError):
+        dque.ProcessSafeDQue("r", tmp_path, group_access="yes")

@@ -291,9 +291,15 @@ class ProcessSafeDQue:
         *,
         context: str | Any | None = None,
         if_locked: str = "raise",
+        group_access: bool = False,
+        segment_bytes: int | None = None,
     ) -> None:
         qdir = queue_dir(name, dirpath)
         check_options(segment_size, maxsize, max_deliveries, serializer)
+        if not isinstance(group_access, bool):
+            raise TypeError(f"group_access must be True or False, not {type(group_access).__name__}")
+        if segment_bytes is not None:
+            check_int(segment_bytes, "segment_bytes", 0)
         if if_locked not in ("raise", "attach"):
             raise ValueError("if_locked must be 'raise' or 'attach'")
         self._closed = True
@@ -304,6 +310,8 @@ class ProcessSafeDQue:
                 "serializer": serializer,
                 "maxsize": maxsize,
                 "max_deliveries": max_deliveries,
+                "group_access": group_access,
+                "segment_bytes": segment_bytes,
             }
             self._start_owner(name, os.fspath(dirpath), qdir, options, context)
         except LockedError as locked:
