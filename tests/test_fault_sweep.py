@@ -183,20 +183,21 @@ def test_sync_sweep_is_clean_once_a_failed_sync_poisons(tmp_path, monkeypatch) -
     sync of every workload. (Harmless once the engine poisons by itself.)
     """
     from dque._queue import DQue
+    from dque._store import SegmentStore
 
-    def poisoning(orig):  # noqa: ANN001, ANN202
+    def poisoning(orig, handle):  # noqa: ANN001, ANN202
         def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             try:
                 return orig(self, *args, **kwargs)
             except OSError:
-                self._test_poisoned = True
+                handle(self)._test_poisoned = True
                 raise
 
         return wrapper
 
-    for name in ("_sync", "_finish_background_locked", "_roll_locked"):
-        if hasattr(DQue, name):
-            monkeypatch.setattr(DQue, name, poisoning(getattr(DQue, name)))
+    monkeypatch.setattr(DQue, "_sync", poisoning(DQue._sync, lambda q: q))
+    for name in ("finish_background", "roll"):  # the store's syncs (its host is the DQue)
+        monkeypatch.setattr(SegmentStore, name, poisoning(getattr(SegmentStore, name), lambda s: s.host))
     enqueue = DQue.enqueue
 
     def poisoned_enqueue(self, item):  # noqa: ANN001, ANN202

@@ -191,9 +191,9 @@ def test_every_lease_of_a_gone_owner_is_released_when_dead_letters_fail(tmp_path
     break_dead_letter_queue(tmp_path)
     with dque.new(NAME, tmp_path, max_deliveries=1) as q:
         q.enqueue_many(range(5))
-        got = q._lease_payloads(3, False, None, None, owner="client-1")
+        got = q.lease_payloads(3, False, None, None, owner="client-1")
         assert len(got) == 3
-        assert q._release_owner("client-1") == 3
+        assert q.release_owner("client-1") == 3
         assert (q.size(), q.in_flight()) == (5, 0)
         assert drain(q) == [0, 1, 2, 3, 4]
 
@@ -333,7 +333,7 @@ def test_a_dequeue_after_the_directory_is_renamed_loses_nothing(tmp_path):
 def test_room_grows_in_proportion_on_a_nearly_full_disk(tmp_path, monkeypatch):
     q = dque.new(NAME, tmp_path, segment_size=100_000)
     q.enqueue_many(range(3000))  # the head's room is nearly used up by the items
-    head = q._head
+    head = q._store.head
     free = {"bytes": 8192}
     real_extend = _fs.extend
 

@@ -550,7 +550,7 @@ class _Loop:
         q = OWNER.queue
         if q is not None:
             try:
-                q._release_owner(process)
+                q.release_owner(process)
             except Exception:
                 pass  # closing: the leases go back when it reopens
         self.changed = True

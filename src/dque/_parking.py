@@ -52,13 +52,13 @@ def blocking_call(
     """``(kind, attempt, block, timeout, expired reply)`` of a call that may wait; attempt() gives NOT_YET while it must."""
     if method == "join":
         (timeout,) = args
-        return "join", lambda: True if q._join_for(0.0) else NOT_YET, True, float(timeout), ("#RETURN", False)
+        return "join", lambda: True if q.join_for(0.0) else NOT_YET, True, float(timeout), ("#RETURN", False)
     if method == "put":
         payloads, block, timeout = args
 
         def put() -> Any:
             try:
-                q._put_payloads(payloads)
+                q.put_payloads(payloads)
             except Full:
                 return NOT_YET
             return None
@@ -66,14 +66,14 @@ def blocking_call(
         return "put", put, _checked(block, timeout), _wait(timeout), ("#ERROR", Full())
     if method == "take":
         max_items, block, timeout = args
-        return "take", lambda: q._take_payloads(max_items) or NOT_YET, _checked(block, timeout), _wait(timeout), (
+        return "take", lambda: q.take_payloads(max_items) or NOT_YET, _checked(block, timeout), _wait(timeout), (
             "#ERROR", Empty(),
         )  # fmt: skip
     if method == "lease":
         max_items, block, timeout, ttl = args
         return (
             "take",
-            lambda: q._lease_payloads(max_items, False, None, ttl, owner=process) or NOT_YET,
+            lambda: q.lease_payloads(max_items, False, None, ttl, owner=process) or NOT_YET,
             _checked(block, timeout),
             _wait(timeout),
             ("#ERROR", Empty()),
@@ -82,7 +82,7 @@ def blocking_call(
 
     def peek() -> Any:
         try:
-            return q._peek_payload()
+            return q.peek_payload()
         except Empty:
             return NOT_YET
 

@@ -20,19 +20,13 @@ its caller can see, and a batch is all or nothing.
 
 from __future__ import annotations
 
-import errno
-import heapq
-import itertools
-import json
+import logging
 import os
 import pickle
 import sys
 import threading
 import weakref
-from collections import deque
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
-from itertools import islice
+from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 from zlib import crc32
@@ -43,29 +37,23 @@ from ._commit import GroupCommit
 from ._format import (
     ACK,
     CRC_FIELD,
-    DELETE,
-    DELETE_MARKER,
-    ITEM,
     ITEM_RESTS,
     MAX_PAYLOAD,
-    SEAL_SIZE,
     SMALL,
-    UNCOMMITTED_DELETE_MARKER,
     encode_index_record,
     encode_item,
-    encode_seal,
     item_header_rest,
-    read_seal,
     uncommitted,
 )
-from ._leasing import LeaseState, Leasing, by_number
+from ._lease import Lease
+from ._lease_table import LeaseState, LeaseTable
 from ._lock import DirLock
-from ._segment import Segment, by_segment, close_fd, segment_numbers_on_disk, segment_path
+from ._segment import Segment
 from ._serializers import PickleSerializer, Serializer, resolve
+from ._store import CLEAN_NAME, Decode, FailedSync, SegmentStore, finish_background_files
 from .errors import (
     ClosedError,
     ConfigError,
-    CorruptedError,
     Empty,
     ForkedError,
     Full,
@@ -74,6 +62,10 @@ from .errors import (
     SyncError,
 )
 
+__all__ = ["CLEAN_NAME", "DEAD_LETTER_SUFFIX", "DEFAULT_SEGMENT_BYTES", "DEFAULT_SEGMENT_SIZE", "DQue"]
+
+_log = logging.getLogger("dque")
+
 DEFAULT_SEGMENT_SIZE = 1000
 DEFAULT_SEGMENT_BYTES = 16 << 20  # (a head segment's unread items are in memory: this bounds them)
 _pickle_dumps = pickle.dumps
@@ -81,11 +73,7 @@ _pack_crc = CRC_FIELD.pack
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
 _SHUT, _SHUT_NOW = 1, 2  # DQue._shutdown: shut down (takes drain what is left), immediately (takes raise)
-CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the last one closed it
-# Turbo mode syncs full segments and deletes used ones in the background; this
-# many waiting wake the background thread (or, with no thread, are done at once).
-_BACKGROUND_BATCH = 4
-_BACKGROUND_MAX = 256
+DEAD_LETTER_SUFFIX = ".dead"
 
 
 def _check_is_dir(path: str) -> None:
@@ -93,7 +81,7 @@ def _check_is_dir(path: str) -> None:
         raise NotADirectoryError(f"{path} exists and is not a directory")
 
 
-class DQue(Leasing):
+class DQue:
     """A durable FIFO queue of picklable items, kept in segment files in one directory.
 
     Create one with :func:`dque.new`, :func:`dque.open` or :func:`dque.new_or_open`.
@@ -290,9 +278,6 @@ class DQue(Leasing):
         self.max_deliveries = config.max_deliveries
         self.group_access = config.group_access
         self.segment_bytes = config.segment_bytes
-        self._byte_cap = config.segment_bytes or 1 << 62  # a segment rolls once its records reach it
-        self._seals = config.seals  # format 2: full segments get a seal (see _seal_locked)
-        self._file_mode = config.file_mode  # of the segment files it creates
         self._serializer = serializer
         self._dumps = None if isinstance(serializer, PickleSerializer) else serializer.dumps
         self._loads = serializer.loads
@@ -300,14 +285,10 @@ class DQue(Leasing):
         self._pid = os.getpid()  # a forked child's copy of the handle must leave the queue alone
         self._forked = False  # this is a forked child's copy: every call raises ForkedError
 
-        # One mutex guards everything below, and every write to the files.
-        # Invariants while it is not held:
-        #   _size (the ready items) == len(_returned) + len(_head.pending)
-        #            + sum of the live items of the _middle segments
-        #            + (0 if _tail is _head else _tail.added - _tail.removed - _tail_uncounted)
-        #   _head.pending is empty only if the queue is empty or _head.damage is set.
-        #   seg.out == items of seg in _returned or _leases; a segment before the
-        #   head stays open in _lingering while seg.out > 0.
+        # One mutex guards everything below, the store and the lease table, and every write to the
+        # files. Invariants while it is not held: the store's (_store.py), and
+        #   _unfinished_tasks == items put (or found at open) and not yet marked done, taken or not;
+        #   the _waiting_* counters == threads waiting on the matching Condition.
         self._mutex = threading.Lock()
         # Notified (once per item) when an item is added; dequeue/get wait here.
         self._not_empty = threading.Condition(self._mutex)
@@ -317,8 +298,6 @@ class DQue(Leasing):
         self._not_full = threading.Condition(self._mutex)
         # Notified (all) when unfinished tasks reach zero; join waits here.
         self._all_tasks_done = threading.Condition(self._mutex)
-        # Notified when a lease with an earlier deadline appears; the expiry thread waits here.
-        self._lease_timer = threading.Condition(self._mutex)
         self._waiting_takers = 0
         self._waiting_peekers = 0
         self._waiting_putters = 0
@@ -328,491 +307,32 @@ class DQue(Leasing):
         self._shutdown = 0  # _SHUT or _SHUT_NOW once shutdown() was called (see there)
         self._poisoned: SyncError | None = None  # a sync failed: every call raises it until a reopen
 
-        # Group commit: _write_seq counts writes (under the mutex); _commit syncs them.
-        self._write_seq = 0
+        # Group commit: the store counts writes (under the mutex); _commit syncs them.
         self._commit = GroupCommit(qdir)
-        self._dir_dirty = False
 
         self._turbo = turbo
         self._max_delay = DEFAULT_MAX_DELAY
         self._syncer: threading.Thread | None = None
         self._syncer_stop = threading.Event()
         self._syncer_wake = threading.Event()
-        self._rolled: list[str] = []  # full segment files not synced yet (turbo)
-        self._doomed: list[str] = []  # used segment files not deleted yet (turbo)
-        self._unsealed: dict[str, tuple[int, int]] = {}  # rolled, not synced yet: path -> (items, end) for its seal
 
-        self._middle: deque[int] = deque()
-        self._middle_live: dict[int, int] = {}  # middle segments not holding segment_size live items
-        self._tail_uncounted = 0  # items of the tail found at open to go to the dead-letter queue
-        self._lingering: dict[int, Segment] = {}
-        self._returned: list[tuple[int, int, bytes, Segment]] = []  # heap of released items
-        self._leases: dict[int, LeaseState] = {}
-        self._owner_leases: dict[Any, set[int]] = {}
-        self._expiries: list[tuple[float, int]] = []  # heap of (deadline, lease id)
-        self._expirer: threading.Thread | None = None
+        self._store = SegmentStore(qdir, config, self, turbo)
+        self._leases = LeaseTable(self._mutex)
         self._dead_letter_error: Exception | None = None  # the last failed move to the dead-letter queue
-        # Lease ids: a random start per open, so that an id from before a reopen is unknown after it.
-        self._lease_ids = itertools.count(int.from_bytes(os.urandom(6), "little") << 16)
         self._unfinished_tasks = 0
         try:
-            with self._mutex:  # nobody else has the handle yet, but _load's helpers expect the mutex
-                self._load()
-                self._unfinished_tasks = self._size
+            with self._mutex:  # nobody else has the handle yet, but the store's helpers expect the mutex
+                self._store.load()
+                self._unfinished_tasks = self._store.size
         except BaseException:
-            # Opening failed (the caller releases the lock): let go of what _load opened, now,
+            # Opening failed (the caller releases the lock): let go of what the store opened, now,
             # so that nothing is left for a finalizer to close later.
             self._closed = self._released = True
-            for seg in (getattr(self, "_head", None), getattr(self, "_tail", None), *self._lingering.values()):
-                if seg is not None:
-                    try:
-                        seg.drop()
-                    except BaseException:
-                        pass
+            self._store.drop_all()
             raise
         _HANDLES.add(self)
         if turbo:
             self._start_syncer()
-
-    def _load(self) -> None:
-        qdir, size = self.path, self.segment_size
-        numbers = segment_numbers_on_disk(qdir)
-        if not numbers:
-            self._head = self._tail = Segment.create(qdir, 1, self._file_mode)
-            _fs.sync_dir(qdir)
-            self._size = 0
-            return
-        last = numbers[-1]
-        tail = Segment.load(qdir, last, last=True)
-        damaged_tail_live = None
-        if tail.damage is not None:  # never append after damage: start a fresh tail
-            damaged_tail_live = self._live_of(tail)  # (its items before the damage: exact, not assumed)
-            tail.close()
-            numbers.append(last + 1)
-            tail = Segment.create(qdir, last + 1, self._file_mode)
-            _fs.sync_dir(qdir)
-        tail.open()
-        self._tail = tail
-        if len(numbers) == 1:
-            self._head = tail
-        else:
-            self._head = Segment.load(qdir, numbers[0], last=False, head=True)
-            self._middle.extend(numbers[1:-1])
-        # Count the live items of the segments between head and tail. After a
-        # clean close only the first ones can hold fewer than segment_size:
-        # those that were the head before (the head only moves forward), up to
-        # the first untouched one. After a crash any of them may (turbo mode
-        # may lose the unsynced end of a full segment), so all are read.
-        marker = self._was_closed_cleanly()
-        clean = marker is not None
-        # After a clean close the marker has the counts (format 2): only the segments up to
-        # the head it names are read. Otherwise a format-2 queue's full segments end with a
-        # seal (written once all before it was synced: see docs/format.md) that gives the
-        # count without reading the file; segments may hold fewer than segment_size items
-        # (segment_bytes), so each is counted. A segment with neither is read.
-        short = marker.get("short") if marker else None
-        old_head = marker.get("head") if marker else None
-        if not (self._seals and isinstance(short, dict) and isinstance(old_head, int)):
-            short, old_head = {}, None  # (a format-1 queue, or an older version's empty marker)
-        for number in self._middle:
-            if number == last:
-                break  # the damaged old tail, counted above
-            live = None
-            if old_head is not None and number > old_head:
-                live = short.get(str(number), size)
-                if not isinstance(live, int) or live < 0:
-                    live = None
-            if live is None and self._seals:
-                live = self._sealed_count(number)
-            untouched = True
-            if live is None:
-                found = Segment.load(qdir, number, last=False)
-                found.close()
-                live = self._live_of(found)
-                untouched = not (found.removed or found.deliveries)
-            if live != size:
-                self._middle_live[number] = live
-            elif clean and untouched and not self._seals:
-                break
-        if damaged_tail_live is not None and self._middle and self._middle[-1] == last:
-            if damaged_tail_live != size:
-                self._middle_live[last] = damaged_tail_live
-        head = self._head
-        self._size = (
-            len(head.pending) + size * len(self._middle) - sum(size - live for live in self._middle_live.values())
-        )
-        if tail is not head:
-            if self.max_deliveries and tail.deliveries:  # dead letters once it is the head
-                self._tail_uncounted = sum(tail.deliveries.get(i, 0) >= self.max_deliveries for i, _ in tail.pending)
-            self._size += tail.added - tail.removed - self._tail_uncounted
-        self._settle_head_locked()
-        if self._dir_dirty:
-            _fs.sync_dir(qdir)
-            self._dir_dirty = False
-
-    def _sealed_count(self, number: int) -> int | None:
-        """The item count in the seal that ends segment ``number``; None if it does not end with one."""
-        try:
-            size, tail = _fs.read_tail(segment_path(self.path, number), SEAL_SIZE)
-        except OSError:
-            return None  # (read it instead)
-        return read_seal(tail, size)
-
-    def _live_of(self, seg: Segment) -> int:
-        """The items of a loaded segment that will be handed out (not those due to the dead-letter queue)."""
-        live = len(seg.pending)
-        if self.max_deliveries and seg.deliveries:
-            live -= sum(seg.deliveries.get(i, 0) >= self.max_deliveries for i, _ in seg.pending)
-        return live
-
-    def _was_closed_cleanly(self) -> dict[str, Any] | None:
-        """What the last handle wrote when it closed the queue cleanly (None: it did not; {}: an older
-        version's empty marker); from now on the queue is open (not clean) until close()."""
-        path = os.path.join(self.path, CLEAN_NAME)
-        if not os.path.exists(path):
-            return None
-        try:
-            counts = json.loads(_fs.read_file(path) or b"{}")
-        except (OSError, ValueError):
-            counts = {}
-        _fs.unlink(path)
-        _fs.sync_dir(self.path)
-        return counts if isinstance(counts, dict) else {}
-
-    def _clean_marker_locked(self) -> bytes:
-        """What close() leaves for the next open: the counts of the segments between head and tail.
-
-        ``head``: the head's number (segments up to it may hold deleted or leased items: read at
-        open); ``short``: the live items of those after it that hold fewer than segment_size.
-        """
-        short = {str(n): live for n, live in self._middle_live.items()}
-        return json.dumps({"head": self._head.number, "short": short}).encode()
-
-    # --------------------------------------------------------------- internals
-
-    def _next_head_locked(self, old: Segment) -> Segment:
-        """Open (or, after the tail, create) the segment that follows ``old`` as the head.
-
-        May raise OSError (no descriptor, no room for a file): nothing changed then.
-        """
-        if old is self._tail:
-            return Segment.create(self.path, old.number + 1, self._file_mode)
-        if self._middle:  # numbers may skip: a segment emptied while an older one lingered is gone
-            return Segment.load(self.path, self._middle[0], last=False, head=True)
-        tail = self._tail
-        tail.read_back(last=True, head=True)  # (reads the file again: the counts it sets are the same)
-        return tail
-
-    def _advance_head_locked(self, old: Segment, nxt: Segment) -> None:
-        """Make ``nxt`` (from _next_head_locked) the head after ``old``. Cannot fail."""
-        if old is self._tail:
-            self._head = self._tail = nxt
-            self._dir_dirty = True
-            return
-        if nxt is self._tail:
-            counted = nxt.added - nxt.removed - self._tail_uncounted
-            self._tail_uncounted = 0
-            self._recount_locked(len(nxt.pending) - counted)
-            if nxt.damage is not None:  # changed under us: stop appending to it
-                try:
-                    self._roll_locked()
-                except Exception:
-                    pass  # the next enqueue rolls it
-        else:
-            self._middle.popleft()
-            self._recount_locked(len(nxt.pending) - self._middle_live.pop(nxt.number, self.segment_size))
-        self._head = nxt
-
-    def _recount_locked(self, delta: int) -> None:
-        """Correct the counts when a segment turns out to hold ``delta`` more live items than assumed."""
-        if delta:
-            self._size += delta
-            self._unfinished_tasks = max(0, self._unfinished_tasks + delta)
-            if not self._unfinished_tasks:
-                self._all_tasks_done.notify_all()
-
-    def _head_done(self) -> bool:
-        head = self._head
-        return not head.pending and head.damage is None and (head is not self._tail or head.added >= self.segment_size)
-
-    def _settle_head_locked(self) -> None:
-        """Move past heads with nothing left to hand out, and screen a new head for dead letters.
-
-        Raises OSError if the next segment cannot be opened: the head is then
-        left as it was (moving on is retried by the next call that needs it).
-        """
-        while True:
-            head = self._head
-            if self.max_deliveries and head.deliveries:
-                self._screen_locked(head)
-            if not self._head_done():
-                return  # (a head before the tail is finished when empty, full or not)
-            nxt = self._next_head_locked(head)  # first: if this fails, nothing changed
-            if head.out:
-                self._lingering[head.number] = head  # open until its last item out is acked
-            else:
-                self._unlink_locked(head)
-            self._advance_head_locked(head, nxt)
-
-    def _settle_after_locked(self) -> None:
-        """Settle the head after a change was made: a failure is left to the next call that needs the head."""
-        try:
-            self._settle_head_locked()
-        except Exception:
-            pass  # (OSError: _first_locked tries again, before that call changes anything, and reports it)
-
-    def _settle_locked(self, seg: Segment) -> None:
-        """Delete a segment before the head once every item in it is deleted."""
-        if seg.out or seg is self._head or self._lingering.get(seg.number) is not seg:
-            return
-        del self._lingering[seg.number]
-        self._unlink_locked(seg)
-
-    def _unlink_locked(self, seg: Segment) -> None:
-        """Delete a used segment file. Never raises: a failed delete is retried with the next sync."""
-        seg.drop()  # (not trimmed: it goes)
-        self._doomed.append(seg.path)  # a used segment found again after a crash is deleted at open
-        if self._turbo:
-            self._background_locked()
-        else:
-            self._dir_dirty = True
-            try:
-                self._doomed.extend(_finish_background([], self._doomed_now())[1])
-            except OSError:  # (no sync ran: only unlinks)
-                pass
-
-    def _doomed_now(self) -> list[str]:
-        doomed, self._doomed = self._doomed, []
-        return doomed
-
-    def _background_locked(self) -> None:
-        """Hand turbo mode's deferred work to the background thread, or do it now if there is none."""
-        waiting = len(self._rolled) + len(self._doomed)
-        if waiting >= _BACKGROUND_MAX or (self._syncer is None and waiting >= _BACKGROUND_BATCH):
-            self._finish_background_locked()
-        elif self._syncer is not None and waiting >= _BACKGROUND_BATCH:
-            self._syncer_wake.set()
-
-    def _take_background_locked(self) -> tuple[list[str], list[str]]:
-        rolled, self._rolled = self._rolled, []
-        doomed, self._doomed = self._doomed, []
-        return rolled, doomed
-
-    def _requeue_background_locked(self, rolled: list[str], doomed: list[str], synced: Sequence[str] = ()) -> None:
-        """After _finish_background: seal what it synced, keep what it could not do for the next time."""
-        if synced:
-            self._seal_synced_locked(synced)
-        self._rolled[:0] = rolled
-        self._doomed[:0] = doomed
-        if doomed:
-            self._dir_dirty = True
-
-    def _finish_background_locked(self) -> None:
-        """Sync the rolled files and delete the doomed ones now; a failed sync poisons the handle."""
-        try:
-            left = _finish_background(*self._take_background_locked())
-        except _FailedSync as failed:
-            raise self._sync_failed_locked(failed.error) from failed.error
-        self._requeue_background_locked(*left)
-        self._dir_dirty = True
-
-    def _open_segments(self) -> list[Segment]:
-        """The segments with an open file, oldest first, each once."""
-        segs = [self._lingering[n] for n in sorted(self._lingering)]
-        segs.append(self._head)
-        if self._tail is not self._head:
-            segs.append(self._tail)
-        return segs
-
-    def _quarantine_head_locked(self) -> None:
-        """Report the damage of the head, whose items are all out or taken, go on with the next segment.
-
-        The damaged end of the head's file was moved aside to ``*.corrupt``
-        when it became the head (Segment.read_back), so its file holds only
-        good records: it stays while items of it are out (leased or released),
-        like any used head. Raises CorruptedError (or OSError, nothing changed,
-        if the next segment cannot be opened).
-        """
-        head = self._head
-        damage = head.damage
-        assert damage is not None
-        head.damage = None
-        try:
-            nxt = self._next_head_locked(head)
-        except BaseException:
-            head.damage = damage
-            raise
-        if head.out:
-            self._lingering[head.number] = head
-        else:
-            self._unlink_locked(head)
-        self._advance_head_locked(head, nxt)
-        self._settle_after_locked()
-        raise CorruptedError(head.path, damage.offset, damage.reason)
-
-    def _roll_locked(self, new: Segment | None = None) -> None:
-        """Start a new tail segment (``new``, made beforehand, or made here first) after a full one.
-
-        Safe mode syncs the full one (a failed sync poisons the handle).
-        Turbo mode syncs it in the background, within ``max_delay`` (at once
-        when a batch is waiting).
-        """
-        old = self._tail
-        if new is None:
-            new = Segment.create(self.path, old.number + 1, self._file_mode)  # first: if this fails, nothing changed
-        self._dir_dirty = True
-        sealable = old is not self._head and self._seals
-        if old.fd >= 0 and old.dirty and not self._turbo:
-            try:
-                _fs.datasync(old.fd)
-            except OSError as exc:
-                new.drop()
-                raise self._sync_failed_locked(exc) from exc
-            old.dirty = False
-        if sealable and not self._turbo:
-            self._seal_locked(old)  # after the sync of everything before it (turbo: once it is synced)
-        if old is not self._head:
-            try:
-                old.trim()  # drop its reserved room
-            except OSError:
-                pass  # the room stays (zeros after the last record); the next open cuts it
-        if old.fd >= 0 and old.dirty and self._turbo:
-            self._rolled.append(old.path)
-            if sealable:
-                self._unsealed[old.path] = (old.added, old.end)
-            old.dirty = False
-            self._background_locked()
-        if old is not self._head:
-            try:
-                old.close()
-            except OSError:
-                pass  # its fd is closed either way
-            self._middle.append(old.number)
-            live = old.added - old.removed - self._tail_uncounted
-            self._tail_uncounted = 0
-            if live != self.segment_size:
-                self._middle_live[old.number] = live
-        self._tail = new
-
-    def _seal_locked(self, seg: Segment) -> None:
-        """Store the seal of a full segment that holds only items, all synced (safe mode's roll). Never raises.
-
-        No seal (no room left, say) only means an open after a crash reads the segment.
-        """
-        if seg.removed or seg.deliveries or seg.fd < 0:
-            return
-        try:
-            seg.reserve(SEAL_SIZE)
-        except OSError:
-            return
-        seg.append(encode_seal(seg.added, seg.end))
-
-    def _seal_synced_locked(self, synced: Sequence[str]) -> None:
-        """(Turbo.) Seal the rolled segments that are now synced and still untouched between head and tail.
-
-        Appended through a descriptor of its own, only where the file ends
-        where the segment's records ended. Never raises: a seal is a hint.
-        """
-        for path in synced:
-            sealing = self._unsealed.pop(path, None)
-            number = int(os.path.basename(path).partition(".")[0])
-            if sealing is None or not self._middle or not self._middle[0] <= number <= self._middle[-1]:
-                continue  # (not to be sealed, or it is the head or before it by now)
-            items, end = sealing
-            if not os.path.exists(path):
-                continue
-            try:
-                fd = _fs.open_append(path, self._file_mode)
-            except OSError:
-                continue
-            try:
-                if _fs.file_size(fd) == end:
-                    _fs.write(fd, encode_seal(items, end))
-            except OSError:
-                pass
-            finally:
-                close_fd(fd)
-
-    def _append_locked(self, records: list[bytes], payloads: list[bytes]) -> None:
-        """Write item records at the tail, rolling segments as they fill: all or nothing.
-
-        First the room in the tail and every new segment the records need
-        (OSError, nothing changed, if there is none), then the stores.
-        (enqueue keeps its own copy for one item.)
-        """
-        total = len(records)
-        tail = self._tail
-        cuts = self._cuts_locked(records)
-        first = cuts[0]
-        chunks: list[
-            tuple[Segment | None, int, int, bytes]
-        ] = []  # (new segment or None for the tail, start, stop, bytes)
-        if first:
-            chunks.append((None, 0, first, records[0] if first == 1 else b"".join(records[:first])))
-        number = tail.number
-        try:
-            if first:
-                tail.reserve(len(chunks[0][3]))
-            for start, stop in zip(cuts, cuts[1:], strict=False):
-                number += 1
-                new = Segment.create(self.path, number, self._file_mode)
-                chunks.append((new, start, stop, b"".join(records[start:stop])))
-                new.reserve(len(chunks[-1][3]))
-        except BaseException:
-            for made, _, _, _ in chunks:
-                if made is not None:
-                    made.drop()
-                    try:
-                        _fs.unlink(made.path)
-                    except OSError:
-                        pass  # an empty segment file after the tail holds nothing
-            raise
-        # The point of no return: stores, and the syncs of rolled segments (safe mode).
-        for made, start, stop, chunk in chunks:
-            if made is not None:
-                self._roll_locked(made)
-            tail = self._tail
-            tail.append(chunk)
-            room = stop - start
-            if tail is not self._head:
-                pass
-            elif room == 1:
-                tail.pending.append((tail.added, payloads[start]))
-            else:
-                tail.pending.extend(zip(range(tail.added, tail.added + room), payloads[start:stop], strict=True))
-            tail.added += room
-        self._size += total
-        self._unfinished_tasks += total
-        self._write_seq += 1
-        self._wake_takers_locked(total)
-
-    def _cuts_locked(self, records: list[bytes]) -> list[int]:
-        """Where ``records`` go: the end index of each segment's run, the current tail's first (maybe empty).
-
-        A segment takes records while it holds fewer than ``segment_size`` and
-        its records take fewer than ``segment_bytes`` bytes (so a new one
-        takes at least one), as a single enqueue rolls over.
-        """
-        size, cap, n = self.segment_size, self._byte_cap, len(records)
-        tail = self._tail
-        added, used, i = tail.added, tail.end, 0
-        cuts = []
-        if used + sum(map(len, records)) < cap:  # (the common case: the byte bound is far)
-            i = min(max(size - added, 0), n) if used < cap else 0
-            cuts.append(i)
-            while i < n:
-                i = min(i + size, n)
-                cuts.append(i)
-            return cuts
-        while True:
-            while i < n and added < size and used < cap:
-                used += len(records[i])
-                added += 1
-                i += 1
-            cuts.append(i)
-            if i >= n:
-                return cuts
-            added = used = 0
 
     def _wake_takers_locked(self, count: int) -> None:
         """``count`` items became ready: wake as many takers, and every peeker."""
@@ -821,210 +341,71 @@ class DQue(Leasing):
         if self._waiting_peekers:
             self._peekable.notify_all()
 
-    def _first_locked(self) -> tuple[Segment, int, bytes] | None:
-        """The next item to hand out, not taken: released items first, then the head's.
+    def _append_locked(self, records: list[bytes], payloads: list[bytes]) -> None:
+        """Add item records at the tail, all or nothing (OSError: nothing changed), and wake their takers."""
+        self._store.append(records, payloads)
+        self._unfinished_tasks += len(records)
+        self._wake_takers_locked(len(records))
 
-        Moves the head on first if it is used up (OSError, nothing changed, if it cannot).
-        """
-        if self._returned:
-            _, index, payload, seg = self._returned[0]
-            return seg, index, payload
-        head = self._head
-        if not head.pending:
-            if not self._size or not self._head_done():
-                return None
-            self._settle_head_locked()
-            if self._returned:
-                return self._first_locked()
-            head = self._head
-            if not head.pending:
-                return None
-        index, payload = head.pending[0]
-        return head, index, payload
-
-    def _pop_locked(self, limit: int, raw: bool) -> list[tuple[Segment, int, bytes, Any, bool]]:
-        """Take up to ``limit`` ready items out of the ready set (at least one, or raise).
-
-        Returns ``(segment, index, payload, item, in_order)`` each; ``item`` is
-        the deserialized item (the payload if ``raw``); ``in_order`` says a
-        plain DELETE record deletes it (it is its segment's lowest live item
-        once the entries before it are deleted). The items are "out" until the
-        caller deletes or leases them (or puts them back with _unpop_locked).
-        """
-        taken: list[tuple[Segment, int, bytes, Any, bool]] = []
-        batch_out: dict[Segment, int] = {}
-        loads = self._loads
-        while len(taken) < limit:
-            try:
-                first = self._first_locked()
-            except Exception:
-                if taken:
-                    break  # the next call reports it
-                raise
-            if first is None:
-                if not taken and self._head.damage is not None:
-                    self._quarantine_head_locked()
-                break
-            seg, index, payload = first
-            if raw:
-                item: Any = payload
-            else:
-                try:
-                    item = loads(payload)
-                except Exception as exc:
-                    if taken:
-                        break  # the next call reports it
-                    raise SerializationError(
-                        f"cannot deserialize the item at the head of {self.path}: {exc!r}"
-                    ) from exc
-            if self._returned:
-                heapq.heappop(self._returned)
-                in_order = False
-            else:
-                seg.pending.popleft()
-                in_order = seg.out == batch_out.get(seg, 0)
-                batch_out[seg] = batch_out.get(seg, 0) + 1
-                seg.out += 1
-            self._size -= 1
-            taken.append((seg, index, payload, item, in_order))
-        if not taken:
-            raise Empty
+    def _taken_locked(self, count: int) -> None:
+        """``count`` items were taken: wake as many putters waiting for room."""
         if self._waiting_putters:
-            self._not_full.notify(len(taken))
-        return taken
+            self._not_full.notify(count)
 
-    def _unpop_locked(self, entries: list[tuple[Segment, int, bytes, Any, bool]]) -> None:
-        """Put taken entries back among the ready items, in their order (a write failed)."""
-        for seg, index, payload, _, _ in entries:
-            heapq.heappush(self._returned, (seg.number, index, payload, seg))
-        self._size += len(entries)
+    # The StoreHost interface (_store.py), called holding the mutex; not for users.
 
-    def _store_grouped_locked(self, groups: list[tuple[Segment, bytes]]) -> None:
-        """Append records to segments, all or nothing: room is reserved in every one before any store.
+    def recounted(self, delta: int) -> None:
+        self._unfinished_tasks = max(0, self._unfinished_tasks + delta)
+        if not self._unfinished_tasks:
+            self._all_tasks_done.notify_all()
 
-        Raises OSError (a full disk, no descriptor) having stored nothing.
+    def sync_failed(self, exc: OSError) -> SyncError:
+        return self._sync_failed_locked(exc)
+
+    def dead_letter(self, seg: Segment, index: int, payload: bytes) -> bool:
+        """Move an item that is out to the dead-letter queue. Never raises.
+
+        False, and nothing changed here, if it cannot be moved now (that queue
+        is open elsewhere, unreadable, or the disk is full): the item stays in
+        this queue, to be handed out again; the failure is logged once (until
+        a move succeeds again). The move is made durable in the dead-letter
+        queue (safe mode) before the ACK that removes the item here is
+        written: a crash between the two leaves the item in both queues,
+        never in neither.
         """
-        need: dict[Segment, int] = {}
-        for seg, records in groups:
-            need[seg] = need.get(seg, 0) + len(records)
-        for seg, n in need.items():
-            seg.reserve(n)
-        for seg, records in groups:
-            seg.append(records)  # (cannot fail now: the room is there)
-        self._write_seq += 1
-
-    def _write_grouped_locked(self, entries: list[Any], record_of: Any) -> None:
-        """Write one record per taken entry, one store per segment, all or nothing.
-
-        If there is no room, the entries are put back among the ready items and the error raised.
-        """
-        groups = [(seg, b"".join([record_of(entry) for entry in group])) for seg, group in by_segment(entries)]
+        ack = encode_index_record(ACK, index)
         try:
-            self._store_grouped_locked(groups)
-        except BaseException:
-            self._unpop_locked(entries)
-            raise
-
-    def _delete_locked(self, entries: list[tuple[Segment, int, bytes, Any, bool]]) -> list[Any]:
-        """Delete taken entries for good (all or nothing); returns their items."""
-        self._write_grouped_locked(entries, lambda e: DELETE_MARKER if e[4] else encode_index_record(ACK, e[1]))
-        for seg, _, _, _, _ in entries:
-            seg.removed += 1
-            seg.out -= 1
-        for seg in sorted({e[0] for e in entries}, key=by_number):
-            self._settle_locked(seg)
-        self._settle_after_locked()
-        return [e[3] for e in entries]
-
-    def _take_locked(self, limit: int, raw: bool = False) -> list[Any]:
-        """Remove and return up to ``limit`` items (payload bytes if ``raw``): at least one, or raise.
-
-        The common case, a head with nothing out and nobody waiting to put, takes a run of
-        the head's items with one store of their delete markers: ``dequeue_many(100)`` gives
-        1.33x (1.30-1.43) the items/s of the general path below (stress/ab.py, 5 rounds, this
-        commit against the one before), 1.4-1.7x single dequeues where it gave 1.04x; what
-        is left per item is unpickling and the scan of each segment as it becomes the head. A
-        run ends at the end of the head segment; the next segment's run follows, each one
-        committed on its own: a failure after the first run ends the batch early (the next
-        call reports it), never undoes a run.
-        """
-        head = self._head
-        if self._returned or head.out or self._waiting_putters or self._shutdown or not head.pending:
-            return self._delete_locked(self._pop_locked(limit, raw))
-        out: list[Any] = []
-        loads = self._loads
-        while True:
-            pending = head.pending
-            payloads = [payload for _, payload in islice(pending, limit - len(out))]
-            if raw:
-                items: list[Any] = payloads
-            else:
-                items = []
+            seg.reserve(len(ack))  # first: once the item is in the dead-letter queue, the ACK cannot fail
+            dead = type(self).new_or_open(
+                self.name + DEAD_LETTER_SUFFIX,
+                self.dirpath,
+                segment_size=self.segment_size,
+                serializer=self._serializer,
+                group_access=self.group_access,
+            )
+            try:
+                dead.put_payloads([payload])  # durable on return: the dead-letter queue is in safe mode
+            finally:
                 try:
-                    for payload in payloads:
-                        items.append(loads(payload))
+                    dead.close()
                 except Exception:
-                    if not items and not out:
-                        return self._delete_locked(self._pop_locked(limit, raw))  # raises SerializationError
-                    # (the item that does not deserialize stays at the head: the next call reports it)
-            n = len(items)
-            if n:
-                try:
-                    head.store(_delete_markers(n), DELETE)  # (OSError if there is no room: nothing changed)
-                except OSError:
-                    if out:
-                        return out
-                    raise
-                for _ in range(n):
-                    pending.popleft()
-                head.removed += n
-                self._size -= n
-                self._write_seq += 1
-                out.extend(items)
-            if len(out) >= limit or pending or n < len(payloads):
-                return out
-            try:
-                self._settle_head_locked()  # the head is used up: on to the next segment
-            except Exception:
-                return out  # (the next call reports it)
-            head = self._head
-            if self._returned or head.out or not head.pending:
-                return out
-
-    def _take_one_locked(self, raw: bool = False) -> Any:
-        """``_take_locked(1, raw)[0]``, the common case (no leases, nobody waiting) kept short."""
-        head = self._head
-        pending = head.pending
-        if not pending or head.out or self._returned or self._waiting_putters:
-            return self._take_locked(1, raw)[0]
-        if raw:
-            item = pending[0][1]
-        else:
-            try:
-                item = self._loads(pending[0][1])
-            except Exception:
-                return self._take_locked(1)[0]  # raises SerializationError with the details
-        head.store(UNCOMMITTED_DELETE_MARKER, DELETE)  # (OSError if there is no room: nothing changed)
-        pending.popleft()
-        head.removed += 1
-        self._size -= 1
-        self._write_seq += 1
-        if not pending:
-            self._settle_after_locked()
-        return item
-
-    def _peek_locked(self, raw: bool = False) -> Any:
-        first = self._first_locked()
-        if first is None:
-            if self._head.damage is not None:
-                self._quarantine_head_locked()
-            raise Empty
-        if raw:
-            return first[2]
-        try:
-            return self._loads(first[2])
+                    pass  # the item is on disk there; a failed close changes nothing here
         except Exception as exc:
-            raise SerializationError(f"cannot deserialize the item at the head of {self.path}: {exc!r}") from exc
+            if self._dead_letter_error is None:
+                _log.error(
+                    "dque: cannot move an item of %s to its dead-letter queue, it stays in the queue: %r",
+                    self.path,
+                    exc,
+                )
+            self._dead_letter_error = exc
+            return False
+        if self._dead_letter_error is not None:
+            _log.warning("dque: moving items of %s to its dead-letter queue works again", self.path)
+            self._dead_letter_error = None
+        self._store.remove_out(seg, ack)
+        self._tasks_done_locked(1)
+        self._taken_locked(1)
+        return True
 
     def _tasks_done_locked(self, count: int) -> None:
         self._unfinished_tasks = max(0, self._unfinished_tasks - count)
@@ -1068,7 +449,8 @@ class DQue(Leasing):
         """
         if self._shutdown == _SHUT_NOW:
             return False
-        return self._first_locked() is not None or self._head.damage is not None
+        store = self._store
+        return store.first() is not None or store.head.damage is not None
 
     def _check_shutdown_locked(self, take: bool) -> None:
         """Raise ShutDown after shutdown(): for a put always, for a take once nothing is left to take."""
@@ -1098,14 +480,9 @@ class DQue(Leasing):
             if not isinstance(payload, (bytes, bytearray, memoryview)):
                 raise SerializationError(f"serializer returned {type(payload).__name__}, not bytes")
             payload = bytes(payload)
-        n = len(payload)
-        if n < SMALL:
-            rest, rest_crc, _ = ITEM_RESTS[n] or item_header_rest(n)
-        elif n > MAX_PAYLOAD:
-            raise SerializationError(f"item of {n} bytes is over the {MAX_PAYLOAD}-byte limit")
-        else:
-            rest, rest_crc, _ = item_header_rest(n)
-        return payload, CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
+        if len(payload) > MAX_PAYLOAD:
+            raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
+        return payload, encode_item(payload)
 
     # ------------------------------------------------------------ syncing
 
@@ -1119,7 +496,7 @@ class DQue(Leasing):
     # The group-commit Writer protocol (_commit.py); not for users.
 
     def _newest_write(self) -> int:
-        return self._write_seq
+        return self._store.write_seq
 
     def _flush(self) -> int | None:
         """Sync all writes made so far; returns the last write number covered (None if closed).
@@ -1130,23 +507,24 @@ class DQue(Leasing):
         with self._mutex:
             if self._closed:
                 return None
-            target = self._write_seq
-            rolled, doomed = self._take_background_locked()
+            store = self._store
+            target = store.write_seq
+            rolled, doomed = store.take_background()
             fds = []
-            for seg in self._open_segments():
+            for seg in store.open_segments():
                 if seg.dirty and seg.fd >= 0:
                     try:
                         fds.append(_fs.dup(seg.fd))  # synced without the mutex: writers go on meanwhile
                     except OSError:
                         in_place.append(seg.fd)  # no descriptor free: synced here, holding the mutex
                     seg.dirty = False
-            dir_dirty, self._dir_dirty = self._dir_dirty or bool(doomed), False
+            dir_dirty, store.dir_dirty = store.dir_dirty or bool(doomed), False
             for fd in in_place:
                 _fs.datasync(fd)
         try:
             try:
-                left = _finish_background(rolled, doomed)  # needs no mutex
-            except _FailedSync as failed:
+                left = finish_background_files(rolled, doomed)  # needs no mutex
+            except FailedSync as failed:
                 raise failed.error from None
             for fd in fds:
                 _fs.datasync(fd)
@@ -1160,7 +538,7 @@ class DQue(Leasing):
                     pass
         if left[0] or left[1] or left[2]:
             with self._mutex:
-                self._requeue_background_locked(*left)
+                store.requeue_background(*left)
         return target
 
     def _sync_failed(self, error: SyncError) -> None:
@@ -1178,7 +556,7 @@ class DQue(Leasing):
         if self._poisoned is None:
             self._poisoned = error
         self._closed = True  # every later call raises _poisoned (see _check_open)
-        for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._lease_timer):
+        for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._leases.timer):
             cond.notify_all()
 
     # -------------------------------------------------------------- the API
@@ -1216,25 +594,16 @@ class DQue(Leasing):
                 self._check_open()
             if self._shutdown:
                 self._check_shutdown_locked(take=False)
-            if self.maxsize > 0 and self._size + len(self._leases) >= self.maxsize:
+            store = self._store
+            if self.maxsize > 0 and store.size + len(self._leases) >= self.maxsize:
                 raise Full
-            # _append_locked([record], [payload]) for one item, inlined: a call costs 5% of an enqueue.
-            tail = self._tail
-            if tail.added >= self.segment_size or tail.end >= self._byte_cap:
-                self._roll_locked()
-                tail = self._tail
-            tail.store(record, ITEM, body)
-            if tail is self._head:
-                tail.pending.append((tail.added, payload))
-            tail.added += 1
-            self._size += 1
+            store.append_one(record, payload, body)
             self._unfinished_tasks += 1
-            self._write_seq += 1
             if self._waiting_takers or self._waiting_peekers:
                 self._wake_takers_locked(1)
             if self._turbo:
                 return
-            seq = self._write_seq
+            seq = store.write_seq
         self._sync(seq)
 
     def enqueue_many(self, items: Iterable[Any]) -> None:
@@ -1258,10 +627,10 @@ class DQue(Leasing):
         with self._mutex:
             self._check_open()
             self._check_shutdown_locked(take=False)
-            if self.maxsize > 0 and self._size + len(self._leases) + len(records) > self.maxsize:
+            if self.maxsize > 0 and self._store.size + len(self._leases) + len(records) > self.maxsize:
                 raise Full
             self._append_locked(records, payloads)
-            seq, turbo = self._write_seq, self._turbo
+            seq, turbo = self._store.write_seq, self._turbo
         if not turbo:
             self._sync(seq)
 
@@ -1278,10 +647,13 @@ class DQue(Leasing):
                 self._check_open()
             if self._shutdown:
                 self._check_shutdown_locked(take=True)
-            item = self._take_one_locked()
+            store = self._store
+            item = store.take_one(self._loads)
+            if self._waiting_putters:
+                self._taken_locked(1)
             if self._turbo:
                 return item
-            seq = self._write_seq
+            seq = store.write_seq
         self._sync(seq)
         return item
 
@@ -1296,14 +668,14 @@ class DQue(Leasing):
         if max_items == 0:
             self._check_open()
             return []
-        return self._take(max_items, False, None, raw=False)
+        return self._take(max_items, False, None, self._loads)
 
     def peek(self) -> Any:
         """Return the item at the head without removing it; Empty if there is none."""
         with self._mutex:
             self._check_open()
             self._check_shutdown_locked(take=True)
-            return self._peek_locked()
+            return self._store.peek(self._loads)
 
     def dequeue_block(self, timeout: float | None = None) -> Any:
         """Remove and return the head item, waiting for one up to ``timeout`` seconds (None: forever).
@@ -1322,7 +694,7 @@ class DQue(Leasing):
             self._check_open()
             self._check_shutdown_locked(take=True)
             self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
-            return self._peek_locked()
+            return self._store.peek(self._loads)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """``queue.Queue.get``: remove and return the head item.
@@ -1331,13 +703,13 @@ class DQue(Leasing):
         raise Empty on timeout; with ``block`` false, raise Empty at once
         (``timeout`` is ignored). ClosedError if closed, before or while waiting.
         """
-        items = self._take(1, block, timeout, raw=False)
+        items = self._take(1, block, timeout, self._loads)
         if not items:
             raise Empty
         return items[0]
 
-    def _take(self, max_items: int, block: bool, timeout: float | None, raw: bool) -> list[Any]:
-        """Remove up to ``max_items`` items (payloads if ``raw``), with one sync.
+    def _take(self, max_items: int, block: bool, timeout: float | None, decode: Decode) -> list[Any]:
+        """Remove up to ``max_items`` items (their payloads if ``decode`` is None), with one sync.
 
         Waits for one first if ``block`` (Empty on timeout); otherwise returns
         [] when there is none.
@@ -1351,10 +723,13 @@ class DQue(Leasing):
                 self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
             elif not self._has_item():
                 return []
-            items = [self._take_one_locked(raw)] if max_items == 1 else self._take_locked(max_items, raw)
+            store = self._store
+            items = [store.take_one(decode)] if max_items == 1 else store.take(max_items, decode)
+            if self._waiting_putters:
+                self._taken_locked(len(items))
             if self._turbo:
                 return items
-            seq = self._write_seq
+            seq = store.write_seq
         self._sync(seq)
         return items
 
@@ -1377,12 +752,12 @@ class DQue(Leasing):
                     raise Full
                 self._wait_locked(self._not_full, self._has_room, timeout, "_waiting_putters", Full)
             self._append_locked([record], [payload])
-            seq, turbo = self._write_seq, self._turbo
+            seq, turbo = self._store.write_seq, self._turbo
         if not turbo:
             self._sync(seq)
 
     def _has_room(self) -> bool:
-        return not 0 < self.maxsize <= self._size + len(self._leases)
+        return not 0 < self.maxsize <= self._store.size + len(self._leases)
 
     def put_nowait(self, item: Any) -> None:
         """``put(item, block=False)``."""
@@ -1400,7 +775,7 @@ class DQue(Leasing):
         """
         with self._mutex:
             self._check_open()
-            return 0 if self._shutdown == _SHUT_NOW else self._size
+            return 0 if self._shutdown == _SHUT_NOW else self._store.size
 
     qsize = size
 
@@ -1438,15 +813,6 @@ class DQue(Leasing):
                 self._all_tasks_done.wait()
                 self._check_open()
 
-    def _join_for(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for join(); True when all tasks are done."""
-        with self._mutex:
-            self._check_open()
-            if self._unfinished_tasks:
-                self._all_tasks_done.wait(timeout)
-                self._check_open()
-            return not self._unfinished_tasks
-
     def shutdown(self, immediate: bool = False) -> None:
         """``queue.Queue.shutdown`` (Python 3.13), on every Python: stop the queue taking new work.
 
@@ -1468,7 +834,7 @@ class DQue(Leasing):
             self._check_open()
             if immediate:
                 self._shutdown = _SHUT_NOW
-                self._tasks_done_locked(self._size)
+                self._tasks_done_locked(self._store.size)
                 self._all_tasks_done.notify_all()
             elif not self._shutdown:
                 self._shutdown = _SHUT
@@ -1489,16 +855,213 @@ class DQue(Leasing):
         """``(first, last)``: the numbers of the head and tail segment files."""
         with self._mutex:
             self._check_open()
-            return self._head.number, self._tail.number
+            return self._store.head.number, self._store.tail.number
 
-    # ------------------------------------------------- serialized items (for ProcessSafeDQue)
-    # The owner process stores and returns payload bytes; its clients serialize.
+    # ------------------------------------------------------------------ leases
 
-    def _put_payloads(self, payloads: list[bytes], block: bool = False, timeout: float | None = None) -> None:
-        """Like ``put``/``enqueue_many`` for already serialized items: all or nothing."""
+    def lease(self, block: bool = True, timeout: float | None = None, ttl: float | None = None) -> Lease:
+        """Take the head item under a lease: invisible to others until acked or released.
+
+        Waits like ``get`` (Empty on timeout, or at once if not ``block``).
+        ``ttl`` (seconds) releases the lease if it is not acked in time. After a
+        crash, every item leased and not acked is back in the queue, in order.
+        Durable on return in safe mode (the hand-out is counted in
+        ``Lease.deliveries`` across restarts).
+        """
         if block:
             check_timeout(timeout)
-        records = [self._payload_record(payload) for payload in payloads]
+        if ttl is None:
+            # The common case kept short (no ttl, an item ready at the head): one call into the store.
+            # (The mutex is taken without ``with``, which costs twice as much.)
+            lease = None
+            self._mutex.acquire()
+            try:
+                if not self._closed and not self._shutdown:
+                    store = self._store
+                    got = store.lease_one(self._loads)
+                    if got is not None:
+                        item, seg, index, payload, deliveries = got
+                        lease = self._leases.add(self, item, deliveries, seg, index, payload, None, None)
+                        if self._turbo:
+                            return lease
+                        seq = store.write_seq
+            finally:
+                self._mutex.release()
+            if lease is not None:
+                self._sync(seq)
+                return lease
+        return self._lease_items(1, block, timeout, ttl, self._loads, raise_empty=True)[0]
+
+    def lease_many(self, max_items: int, ttl: float | None = None) -> list[Lease]:
+        """Lease up to ``max_items`` ready items without blocking (maybe none), with one sync."""
+        check_int(max_items, "max_items", 0)
+        if max_items == 0:
+            self._check_open()
+            return []
+        return list(self._lease_items(max_items, False, None, ttl, self._loads))
+
+    def _lease_items(
+        self,
+        max_items: int,
+        block: bool,
+        timeout: float | None,
+        ttl: float | None,
+        decode: Decode,
+        owner: Any = None,
+        raise_empty: bool = False,
+    ) -> list[LeaseState]:
+        """Leases of up to ``max_items`` items (their payloads if ``decode`` is None); [] if none and not block."""
+        check_int(max_items, "max_items", 1)
+        if block:
+            check_timeout(timeout)
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+                raise TypeError(f"ttl must be a number or None, not {type(ttl).__name__}")
+            if not ttl > 0:
+                raise ValueError("ttl must be > 0")
+        with self._mutex:
+            self._check_open()
+            self._check_shutdown_locked(take=True)
+            if block:
+                self._wait_locked(self._not_empty, self._has_item, timeout, "_waiting_takers", Empty)
+            elif not self._has_item():
+                if raise_empty:
+                    raise Empty
+                return []
+            store = self._store
+            entries = store.pop(max_items, decode)
+            counts = store.lease(entries)  # all or nothing (OSError: the entries are back, nothing changed)
+            deadline = None if ttl is None else monotonic() + ttl
+            leased = [
+                self._leases.add(self, item, deliveries, seg, index, payload, owner, deadline)
+                for (seg, index, payload, item, _), deliveries in zip(entries, counts, strict=True)
+            ]
+            if deadline is not None:
+                self._leases.start_expirer(self, self.name)
+            seq, turbo = store.write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+        return leased
+
+    def ack(self, lease_id: int) -> None:
+        """Delete a leased item for good; counts as ``task_done``.
+
+        Raises LeaseError (and changes nothing) if the lease is not
+        outstanding. Durable on return in safe mode.
+        """
+        lease = self._leases.get(lease_id) if type(lease_id) is int else None
+        if lease is None or lease.owner is not None:
+            self.ack_many([lease_id])  # errors, and leases of ProcessSafeDQue clients
+        else:
+            self._ack_lease(lease)
+
+    def _ack_lease(self, lease: LeaseState) -> None:
+        """``ack_many([lease.id])`` (LeaseState.ack's), the common case kept short."""
+        seq = None
+        self._mutex.acquire()  # (not ``with``, which costs twice as much)
+        try:
+            if not self._closed and self._leases.get(lease.id) is lease:
+                store = self._store
+                store.ack_one(lease.seg, lease.index)  # (OSError if there is no room: nothing changed)
+                self._leases.end_acked(lease)
+                if self._unfinished_tasks > 1:
+                    self._unfinished_tasks -= 1
+                else:
+                    self._tasks_done_locked(1)
+                if self._waiting_putters:
+                    self._taken_locked(1)
+                if self._turbo:
+                    return
+                seq = store.write_seq
+        finally:
+            self._mutex.release()
+        if seq is None:
+            self.ack_many([lease.id])  # (raises the error)
+        else:
+            self._sync(seq)
+
+    def ack_many(self, lease_ids: Iterable[int]) -> None:
+        """Ack several leases, all or nothing, with one sync."""
+        ids = list(lease_ids)
+        with self._mutex:
+            self._check_open()
+            if not ids:
+                return
+            table = self._leases
+            table.check(ids)
+            leases = [table.get(i) for i in ids]
+            store = self._store
+            store.ack([(lease.seg, lease.index) for lease in leases if lease is not None])  # all or nothing
+            for lease_id in ids:
+                ended = table.end(lease_id)
+                ended.seg = ended.payload = None  # type: ignore[assignment]  # an ended lease keeps nothing alive
+            self._tasks_done_locked(len(ids))
+            self._taken_locked(len(ids))
+            seq, turbo = store.write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)
+
+    def release(self, lease_id: int) -> None:
+        """Put a leased item back at the head, ahead of newer items, in its original order.
+
+        Raises LeaseError if the lease is not outstanding. An item released
+        ``max_deliveries`` times goes to the dead-letter queue instead.
+        """
+        self.release_many([lease_id])
+
+    def release_many(self, lease_ids: Iterable[int]) -> None:
+        """Release several leases; LeaseError (nothing changed) if one is not outstanding."""
+        ids = list(lease_ids)
+        with self._mutex:
+            self._check_open()
+            self._leases.check(ids)
+            for lease_id in ids:
+                self._release_locked(lease_id)
+            seq, turbo = self._store.write_seq, self._turbo
+        if not turbo:
+            self._sync(seq)  # a move to the dead-letter queue wrote an ack
+
+    def _release_locked(self, lease_id: int) -> None:
+        """End an outstanding lease without an ack: its item is ready again (or goes to the dead-letter queue)."""
+        lease = self._leases.end(lease_id)
+        seg, index, payload = lease.seg, lease.index, lease.payload
+        lease.seg = lease.payload = None  # type: ignore[assignment]  # an ended lease keeps nothing alive
+        if self.max_deliveries and seg.deliveries.get(index, 0) >= self.max_deliveries:
+            if self.dead_letter(seg, index, payload):
+                return
+        self._store.give_back(seg, index, payload)
+        self._wake_takers_locked(1)
+
+    def expire_locked(self, lease_ids: list[int]) -> bool:
+        """(The ExpiryHost interface, _lease_table.py; not for users.) Release leases whose ttl ran out."""
+        if self._closed:
+            return False
+        for lease_id in lease_ids:
+            self._release_locked(lease_id)
+        return True
+
+    def in_flight(self) -> int:
+        """The number of items leased and not yet acked or released."""
+        with self._mutex:
+            self._check_open()
+            return len(self._leases)
+
+    # ------------------------------------------------------------ the payload API
+    # Serialized items: bytes in, bytes out, for a layer that serializes elsewhere (the
+    # owner process of a ProcessSafeDQue stores and returns payloads; its clients serialize).
+    # A payload is what the queue's serializer makes of an item; the queue never looks inside.
+
+    def put_payloads(self, payloads: list[bytes], block: bool = False, timeout: float | None = None) -> None:
+        """``put``/``enqueue_many`` for serialized items: all or nothing, with one sync (durable on return in safe mode).
+
+        Raises TypeError unless every payload is ``bytes``, SerializationError
+        for one over the size limit, Full when they do not fit under
+        ``maxsize`` (after waiting up to ``timeout`` if ``block``; a batch
+        larger than ``maxsize`` fits an empty queue), ShutDown, ClosedError.
+        """
+        if block:
+            check_timeout(timeout)
+        records = [_payload_record(payload) for payload in payloads]
         count = len(records)
         with self._mutex:
             self._check_open()
@@ -1512,33 +1075,29 @@ class DQue(Leasing):
             self._append_locked(records, payloads)
             if self._turbo:
                 return
-            seq = self._write_seq
+            seq = self._store.write_seq
         self._sync(seq)
-
-    @staticmethod
-    def _payload_record(payload: bytes) -> bytes:
-        if type(payload) is not bytes:
-            raise TypeError(f"payloads must be bytes, not {type(payload).__name__}")
-        if len(payload) > MAX_PAYLOAD:
-            raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
-        return encode_item(payload)
 
     def _room_for(self, count: int) -> bool:
         """Room for ``count`` more items under ``maxsize`` (a batch larger than it fits an empty queue)."""
         maxsize = self.maxsize
         if maxsize <= 0:
             return True
-        used = self._size + len(self._leases)
+        used = self._store.size + len(self._leases)
         return used + count <= maxsize or (count > maxsize and not used)
 
-    def _take_payloads(self, max_items: int, block: bool = False, timeout: float | None = None) -> list[bytes]:
-        """Remove up to ``max_items`` payloads; [] when empty and not blocking; Empty on timeout."""
+    def take_payloads(self, max_items: int, block: bool = False, timeout: float | None = None) -> list[bytes]:
+        """``dequeue_many`` for serialized items: up to ``max_items`` payloads, with one sync.
+
+        [] when the queue is empty and not ``block``; with ``block``, waits up
+        to ``timeout`` seconds for one (Empty on timeout). Raises as ``get``.
+        """
         if type(max_items) is not int or max_items < 1:
             check_int(max_items, "max_items", 1)  # the full check: raises unless an int subclass
-        return self._take(max_items, block, timeout, raw=True)
+        return self._take(max_items, block, timeout, None)
 
-    def _peek_payload(self, block: bool = False, timeout: float | None = None) -> bytes:
-        """The head payload, not removed; Empty if none (after waiting, if ``block``)."""
+    def peek_payload(self, block: bool = False, timeout: float | None = None) -> bytes:
+        """The head item's payload, not removed; Empty if there is none (after waiting up to ``timeout`` if ``block``)."""
         if block:
             check_timeout(timeout)
         with self._mutex:
@@ -1546,8 +1105,40 @@ class DQue(Leasing):
             self._check_shutdown_locked(take=True)
             if block:
                 self._wait_locked(self._peekable, self._has_item, timeout, "_waiting_peekers", Empty)
-            payload: bytes = self._peek_locked(raw=True)
+            payload: bytes = self._store.peek(None)
             return payload
+
+    def lease_payloads(
+        self, max_items: int, block: bool, timeout: float | None, ttl: float | None, owner: Any = None
+    ) -> list[tuple[int, bytes, int]]:
+        """``(lease id, payload, deliveries)`` for up to ``max_items`` items leased (as ``lease_many``, waiting
+        as ``lease`` if ``block``); [] if there is none and not ``block``.
+
+        ``owner`` names who the leases are for (any hashable; the owner
+        process passes a client process's id): :meth:`release_owner` releases
+        them all at once, when that client dies.
+        """
+        leases = self._lease_items(max_items, block, timeout, ttl, None, owner)
+        return [(lease.id, lease.item, lease.deliveries) for lease in leases]
+
+    def release_owner(self, owner: Any) -> int:
+        """Release every lease taken for ``owner`` (see :meth:`lease_payloads`); returns how many. 0 once closed."""
+        with self._mutex:
+            if self._closed:
+                return 0
+            ids = self._leases.owned_by(owner)
+            for lease_id in ids:
+                self._release_locked(lease_id)  # (never raises for a lease outstanding)
+            return len(ids)
+
+    def join_for(self, timeout: float) -> bool:
+        """``join`` with a deadline: wait up to ``timeout`` seconds; True once every task is done, else False."""
+        with self._mutex:
+            self._check_open()
+            if self._unfinished_tasks:
+                self._all_tasks_done.wait(timeout)
+                self._check_open()
+            return not self._unfinished_tasks
 
     # ------------------------------------------------------------------ turbo
 
@@ -1572,7 +1163,7 @@ class DQue(Leasing):
             raise ValueError("max_delay must be > 0 (use turbo_off() for a sync on every call)")
         with self._mutex:
             self._check_open()
-            self._turbo = True
+            self._turbo = self._store.turbo = True
             self._max_delay = float(max_delay)
         if self._max_delay == float("inf"):
             self._stop_syncer()  # the OS decides; full segments are synced in batches by the callers
@@ -1583,7 +1174,7 @@ class DQue(Leasing):
         """Switch to safe mode: everything written so far is synced now, and every later call syncs."""
         with self._mutex:
             self._check_open()
-            self._turbo = False
+            self._turbo = self._store.turbo = False
         self._stop_syncer()
         self._sync(None)
 
@@ -1603,9 +1194,11 @@ class DQue(Leasing):
             daemon=True,
         )
         self._syncer.start()
+        self._store.wake_syncer = self._syncer_wake
 
     def _stop_syncer(self) -> None:
         syncer, self._syncer = self._syncer, None
+        self._store.wake_syncer = None
         if syncer is not None:
             self._syncer_stop.set()
             self._syncer_wake.set()
@@ -1627,7 +1220,7 @@ class DQue(Leasing):
         """
         if os.getpid() != self._pid:
             self._closed = self._released = True
-            for seg in self._open_segments():
+            for seg in self._store.open_segments():
                 seg.drop()
             return
         if self._released:
@@ -1639,21 +1232,22 @@ class DQue(Leasing):
                 if self._released:
                     return
                 self._closed = True
-                for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._lease_timer):
+                for cond in (self._not_empty, self._peekable, self._not_full, self._all_tasks_done, self._leases.timer):
                     cond.notify_all()
                 try:
                     if self._poisoned is None:
-                        self._close_files_locked()
+                        self._store.close_files()
                 except BaseException as exc:
                     error = exc
                 finally:
-                    for seg in self._open_segments():
+                    for seg in self._store.open_segments():
                         try:
                             seg.close()
                         except OSError:
                             pass  # its fd is closed either way; its reserved room is cut at the next open
-            if self._expirer is not None:
-                _join(self._expirer)  # (it sees _closed and returns)
+            expirer = self._leases.expirer()
+            if expirer is not None:
+                _join(expirer)  # (it sees _closed and returns)
             self._stop_syncer()  # (one started by a turbo_on racing this close)
         finally:
             if not self._released:
@@ -1661,35 +1255,6 @@ class DQue(Leasing):
                 self._lock.release()
         if error is not None:
             raise error
-
-    def _close_files_locked(self) -> None:
-        """Close's work on the files: the last syncs and the clean-close marker. SyncError if a sync fails."""
-        try:
-            rolled, doomed = self._take_background_locked()
-            try:
-                left_rolled, _, synced = _finish_background(rolled, doomed)
-            except _FailedSync as failed:
-                raise failed.error from None
-            self._seal_synced_locked(synced)
-            for seg in self._open_segments():
-                try:
-                    seg.trim()  # drop the room reserved for records
-                except OSError:
-                    pass  # zeros after the last record: the next open cuts them
-                if seg.dirty and seg.fd >= 0:
-                    _fs.datasync(seg.fd)
-                    seg.dirty = False
-            if self._dir_dirty or doomed:
-                _fs.sync_dir(self.path)
-                self._dir_dirty = False
-            if left_rolled:  # (a full segment that could not be opened to be synced)
-                raise OSError(errno.EMFILE, f"could not open {left_rolled[0]} to sync it")
-        except OSError as exc:
-            raise self._sync_failed_locked(exc) from exc
-        try:
-            _fs.write_file_durably(os.path.join(self.path, CLEAN_NAME), self._clean_marker_locked())
-        except OSError:
-            pass  # no marker: the next open reads every segment to count the items
 
     @property
     def closed(self) -> bool:
@@ -1722,21 +1287,26 @@ class DQue(Leasing):
         """(In a forked child, one thread.) Make this copy of the handle refuse every call."""
         self._forked = self._closed = True
         self._mutex = threading.Lock()  # a parent thread may have held it at the fork
-        for name in ("_not_empty", "_peekable", "_not_full", "_all_tasks_done", "_lease_timer"):
+        for name in ("_not_empty", "_peekable", "_not_full", "_all_tasks_done"):
             setattr(self, name, threading.Condition(self._mutex))
+        self._leases.timer = threading.Condition(self._mutex)
         self._commit = GroupCommit(self.path)
-        self._syncer = self._expirer = None  # (threads do not survive a fork)
+        self._syncer = self._store.wake_syncer = None  # (threads do not survive a fork)
+        self._leases.forget_threads()
 
     def __repr__(self) -> str:
-        state = "closed" if self._released else "poisoned" if self._poisoned else f"size={self._size}"
+        state = "closed" if self._released else "poisoned" if self._poisoned else f"size={self._store.size}"
         mode = "turbo" if self._turbo else "safe"
         return f"<{type(self).__name__} {self.path!r} {state} {mode} segment_size={self.segment_size}>"
 
 
-@lru_cache(maxsize=64)
-def _delete_markers(n: int) -> bytes:
-    """``n`` delete markers as a store writes them first (the first one's type byte 0)."""
-    return UNCOMMITTED_DELETE_MARKER + DELETE_MARKER * (n - 1)
+def _payload_record(payload: bytes) -> bytes:
+    """The item record of a payload of the payload API; TypeError or SerializationError if it is not one."""
+    if type(payload) is not bytes:
+        raise TypeError(f"payloads must be bytes, not {type(payload).__name__}")
+    if len(payload) > MAX_PAYLOAD:
+        raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
+    return encode_item(payload)
 
 
 _JOIN_S = 30.0  # at most this long close() waits for a background thread (it takes milliseconds)
@@ -1764,53 +1334,6 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _FailedSync(Exception):
-    """A sync in _finish_background failed (OSError ``error``), as against an open or unlink that failed."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-def _finish_background(rolled: list[str], doomed: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """Sync the rolled files, then delete the doomed ones (with or without the mutex).
-
-    A rolled file is synced through a new descriptor (fdatasync flushes the
-    file, whichever descriptor wrote it); one already moved aside or deleted
-    needs nothing. Returns the paths it could not get to (no descriptor free,
-    a delete that failed), for later, and the rolled ones it synced. Raises
-    _FailedSync if a sync failed.
-    """
-    left_rolled: list[str] = []
-    left_doomed: list[str] = []
-    synced: list[str] = []
-    for path in rolled:
-        if not os.path.exists(path):
-            continue
-        try:
-            fd = _fs.open_rw(path)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            left_rolled.append(path)
-            continue
-        try:
-            _fs.datasync(fd)
-        except OSError as exc:
-            raise _FailedSync(exc) from exc
-        finally:
-            close_fd(fd)
-        synced.append(path)
-    for path in doomed:
-        try:
-            _fs.unlink(path)
-        except FileNotFoundError:
-            pass  # already gone (a crash between the unlink and the list, or deleted by hand)
-        except OSError:
-            left_doomed.append(path)
-    return left_rolled, left_doomed, synced
-
-
 def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: threading.Event) -> None:
     """Turbo mode's bound: sync changes no later than ``max_delay`` after they were made.
 
@@ -1834,15 +1357,15 @@ def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: thre
             with q._mutex:
                 if q._closed:
                     return
-                work = q._take_background_locked()
+                work = q._store.take_background()
             try:
-                left = _finish_background(*work)  # without the mutex: callers go on meanwhile
-            except _FailedSync as failed:
+                left = finish_background_files(*work)  # without the mutex: callers go on meanwhile
+            except FailedSync as failed:
                 with q._mutex:
                     q._sync_failed_locked(failed.error)  # the next call raises it
                 return
             with q._mutex:
-                q._requeue_background_locked(*left)
+                q._store.requeue_background(*left)
             del q
         if stop.is_set():
             return
@@ -1850,7 +1373,8 @@ def _sync_periodically(ref: weakref.ref[DQue], stop: threading.Event, wake: thre
         if q is None or q._closed:
             return
         try:
-            if q._write_seq != q._commit.synced or q._rolled or q._doomed:
+            store = q._store
+            if store.write_seq != q._commit.synced or store.rolled or store.doomed:
                 q._sync(None)
         except SyncError:
             return  # the handle is poisoned: every later call raises it

@@ -98,7 +98,7 @@ def undeliverable(method: str, args: tuple[Any, ...], msg: tuple[str, Any]) -> N
         if method == "lease":
             q.release_many([lease_id for lease_id, _, _ in msg[1]])
         elif method == "take" and args[1]:
-            q._put_payloads(msg[1])
+            q.put_payloads(msg[1])
             for _ in msg[1]:
                 q.task_done()  # the take counted none: the put back must not count twice
     except Exception:
