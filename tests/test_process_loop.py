@@ -176,3 +176,41 @@ def test_a_wrong_authkey_is_refused_and_a_silent_stranger_stalls_nobody_for_long
             assert other.size() == 0
         finally:
             other.close()
+
+
+def _take_and_report(q, n: int, got) -> None:
+    for _ in range(n):
+        got.put(q.get(timeout=10))
+
+
+def test_a_put_and_the_parked_take_it_wakes_share_one_sync(qdir, monkeypatch):
+    # The owner is forked after _fs.datasync is wrapped to count its calls in shared memory: the
+    # count is the owner's own segment syncs. A consumer parked in get() is served in the put's
+    # turn, so each item (a durable put and a durable take) costs one sync, not two.
+    ctx = multiprocessing.get_context("fork")
+    syncs = ctx.Value("q", 0)
+    real = dque._fs.datasync
+
+    def counting(fd: int) -> None:
+        real(fd)
+        with syncs.get_lock():
+            syncs.value += 1
+
+    monkeypatch.setattr(dque._fs, "datasync", counting)
+    n = 10
+    with owner(qdir, turbo=False, segment_size=10_000, context=ctx) as q:
+        got = ctx.Queue()
+        consumer = ctx.Process(target=_take_and_report, args=(q, n, got))
+        consumer.start()
+        try:
+            time.sleep(PARKED + 0.5)  # connected and parked
+            before = syncs.value
+            for i in range(n):
+                q.put(i)
+                assert got.get(timeout=10) == i
+                time.sleep(0.05)  # its next get() is parked before the next put
+            taken_with = syncs.value - before
+        finally:
+            consumer.join(10)
+        assert consumer.exitcode == 0
+        assert taken_with == n, f"{taken_with} syncs for {n} items, each a put and the take it woke"
