@@ -72,6 +72,24 @@ def encode_item(payload: bytes) -> bytes:
     return CRC_FIELD.pack(crc32(payload, rest_crc)) + rest + payload
 
 
+_pack_crc = CRC_FIELD.pack
+
+
+def item_record(payload: bytes) -> tuple[bytes, bytes]:
+    """The item record holding ``payload`` as a store writes it first (type 0), as ``(record, body)``.
+
+    A small payload is in ``record`` and ``body`` is empty; a large one
+    (SMALL bytes or more) is the ``body``, so that it is copied once, into the
+    file, not into a record first (``Segment.store``).
+    """
+    n = len(payload)
+    if n < SMALL:
+        _, rest_crc, rest0 = ITEM_RESTS[n] or item_header_rest(n)
+        return _pack_crc(crc32(payload, rest_crc)) + rest0 + payload, b""
+    _, rest_crc, rest0 = item_header_rest(n)
+    return _pack_crc(crc32(payload, rest_crc)) + rest0, payload
+
+
 def _marker() -> bytes:
     rest = _header_rest(0, DELETE)
     return crc32(rest).to_bytes(4, "little") + rest

@@ -29,31 +29,26 @@ import weakref
 from collections.abc import Iterable
 from time import monotonic
 from typing import Any
-from zlib import crc32
 
-from . import _config, _fs
-from ._args import check_int, check_options, check_timeout, queue_dir
+from . import _config, _fs, _opening
+from ._args import check_int, check_timeout
 from ._commit import GroupCommit
 from ._format import (
     ACK,
-    CRC_FIELD,
-    ITEM_RESTS,
     MAX_PAYLOAD,
-    SMALL,
     encode_index_record,
     encode_item,
-    item_header_rest,
-    uncommitted,
+    item_record,
 )
 from ._lease import Lease
 from ._lease_table import LeaseState, LeaseTable
 from ._lock import DirLock
+from ._opening import DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SIZE
 from ._segment import Segment
-from ._serializers import PickleSerializer, Serializer, resolve
+from ._serializers import PickleSerializer, Serializer
 from ._store import CLEAN_NAME, Decode, FailedSync, SegmentStore, finish_background_files
 from .errors import (
     ClosedError,
-    ConfigError,
     Empty,
     ForkedError,
     Full,
@@ -66,19 +61,11 @@ __all__ = ["CLEAN_NAME", "DEAD_LETTER_SUFFIX", "DEFAULT_SEGMENT_BYTES", "DEFAULT
 
 _log = logging.getLogger("dque")
 
-DEFAULT_SEGMENT_SIZE = 1000
-DEFAULT_SEGMENT_BYTES = 16 << 20  # (a head segment's unread items are in memory: this bounds them)
 _pickle_dumps = pickle.dumps
-_pack_crc = CRC_FIELD.pack
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_MAX_DELAY = 1.0
 _SHUT, _SHUT_NOW = 1, 2  # DQue._shutdown: shut down (takes drain what is left), immediately (takes raise)
 DEAD_LETTER_SUFFIX = ".dead"
-
-
-def _check_is_dir(path: str) -> None:
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"{path} exists and is not a directory")
 
 
 class DQue:
@@ -133,43 +120,9 @@ class DQue:
         Raises FileExistsError if a queue is already there, NotADirectoryError
         if the path is a file, LockedError if another handle holds it.
         """
-        qdir = queue_dir(name, dirpath)
-        check_int(segment_size, "segment_size", 1)
-        check_int(maxsize, "maxsize", 0)
-        check_int(max_deliveries, "max_deliveries", 0)
-        check_int(segment_bytes, "segment_bytes", 0)
-        if not isinstance(group_access, bool):
-            raise TypeError(f"group_access must be True or False, not {type(group_access).__name__}")
-        ser_name, ser = resolve(serializer)
-        turbo = bool(turbo)
-        _check_is_dir(qdir)
-        if _config.exists(qdir):
-            raise FileExistsError(f"queue {qdir} already exists: open it with dque.open, or use dque.new_or_open")
-        parent = os.path.dirname(qdir) or "."
-        _check_is_dir(parent)
-        try:
-            _fs.make_dir(qdir, _fs.dir_mode(group_access))
-        except FileExistsError:
-            raise NotADirectoryError(f"a part of {qdir} is a file") from None
-        _fs.sync_dir(parent)
-        lock = DirLock(qdir, _fs.file_mode(group_access))
-        lock.acquire()
-        try:
-            if _config.exists(qdir):
-                raise FileExistsError(f"queue {qdir} already exists: open it with dque.open, or use dque.new_or_open")
-            config = _config.Config(
-                segment_size=segment_size,
-                serializer=ser_name,
-                maxsize=maxsize,
-                max_deliveries=max_deliveries,
-                group_access=group_access,
-                segment_bytes=segment_bytes,
-            )
-            _config.write(qdir, config)
-            return cls(qdir, config, ser, lock, turbo)
-        except BaseException:
-            lock.release()
-            raise
+        return _opening.create(
+            cls, name, dirpath, segment_size, turbo, serializer, maxsize, max_deliveries, group_access, segment_bytes
+        )
 
     @classmethod
     def open(
@@ -185,31 +138,7 @@ class DQue:
         ``serializer`` is not the one the queue was created with, LockedError
         if another handle holds it.
         """
-        qdir = queue_dir(name, dirpath)
-        want = None if serializer is None else resolve(serializer)
-        turbo = bool(turbo)
-        _check_is_dir(qdir)
-        if not _config.exists(qdir):
-            raise FileNotFoundError(f"no queue at {qdir}")
-        lock = DirLock(qdir)
-        lock.acquire()
-        try:
-            config = _config.read(qdir)
-            if want is None:
-                try:
-                    ser_name, ser = resolve(config.serializer)
-                except ValueError:
-                    raise ConfigError(
-                        f"queue {qdir} was created with serializer {config.serializer!r}: pass it to open"
-                    ) from None
-            else:
-                ser_name, ser = want
-            if ser_name != config.serializer:
-                raise ConfigError(f"queue {qdir} was created with serializer {config.serializer!r}, not {ser_name!r}")
-            return cls(qdir, config, ser, lock, turbo)
-        except BaseException:
-            lock.release()
-            raise
+        return _opening.open_existing(cls, name, dirpath, turbo, serializer)
 
     @classmethod
     def new_or_open(
@@ -233,40 +162,9 @@ class DQue:
         (default 0) apply when creating; an existing queue keeps its own, and
         passing different ones warns (``UserWarning``) and is otherwise ignored.
         """
-        qdir = queue_dir(name, dirpath)
-        check_options(segment_size, maxsize, max_deliveries, serializer)
-        if not _config.exists(qdir):
-            try:
-                return cls.new(
-                    name,
-                    dirpath,
-                    segment_size=DEFAULT_SEGMENT_SIZE if segment_size is None else segment_size,
-                    turbo=turbo,
-                    serializer=serializer,
-                    maxsize=0 if maxsize is None else maxsize,
-                    max_deliveries=0 if max_deliveries is None else max_deliveries,
-                    group_access=group_access,
-                    segment_bytes=DEFAULT_SEGMENT_BYTES if segment_bytes is None else segment_bytes,
-                )
-            except FileExistsError:
-                if not _config.exists(qdir):
-                    raise
-        q = cls.open(name, dirpath, turbo=turbo, serializer=serializer)
-        for what, asked, kept in (
-            ("segment_size", segment_size, q.segment_size),
-            ("maxsize", maxsize, q.maxsize),
-            ("max_deliveries", max_deliveries, q.max_deliveries),
-            ("segment_bytes", segment_bytes, q.segment_bytes),
-        ):
-            if asked is not None and asked != kept:
-                import warnings
-
-                warnings.warn(
-                    f"queue {qdir} keeps its {what} {kept}; the {what}={asked} passed is ignored",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        return q
+        return _opening.create_or_open(
+            cls, name, dirpath, segment_size, turbo, serializer, maxsize, max_deliveries, group_access, segment_bytes
+        )
 
     def __init__(self, qdir: str, config: _config.Config, serializer: Serializer, lock: DirLock, turbo: bool) -> None:
         # Not for users: call dque.new / dque.open / dque.new_or_open.
@@ -469,10 +367,9 @@ class DQue:
                 )
             raise ClosedError(f"queue {self.path} is closed")
 
-    def _serialize(self, item: Any) -> tuple[bytes, bytes]:
-        """``(payload, record)`` for ``item``; SerializationError if it cannot be stored."""
+    def _serialize(self, item: Any) -> bytes:
+        """The payload of ``item``; SerializationError if it cannot be stored."""
         try:
-            # pickle is called directly: a wrapper would cost a fifth of an enqueue.
             payload = _pickle_dumps(item, _PROTOCOL) if self._dumps is None else self._dumps(item)
         except Exception as exc:
             raise SerializationError(f"cannot serialize {type(item).__name__} item: {exc!r}") from exc
@@ -482,7 +379,7 @@ class DQue:
             payload = bytes(payload)
         if len(payload) > MAX_PAYLOAD:
             raise SerializationError(f"item of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte limit")
-        return payload, encode_item(payload)
+        return payload
 
     # ------------------------------------------------------------ syncing
 
@@ -568,27 +465,8 @@ class DQue:
         the item cannot be serialized (the queue is unchanged), ClosedError
         after close(). Durable on return in safe mode; in the OS in turbo mode.
         """
-        # _serialize(), inlined for the common case (pickle, small item): a call costs 3% here.
-        if self._dumps is None:
-            try:
-                payload = _pickle_dumps(item, _PROTOCOL)
-            except Exception:
-                payload, record = self._serialize(item)  # raises SerializationError
-            n = len(payload)
-            if n < SMALL:  # the record as its store writes it first: type 0 (see _format.TYPE_OFFSET)
-                _, rest_crc, rest0 = ITEM_RESTS[n] or item_header_rest(n)
-                record = _pack_crc(crc32(payload, rest_crc)) + rest0 + payload
-                body = b""
-            else:  # a large item: pickled once, its payload copied once (into the map, as the body)
-                if n > MAX_PAYLOAD:
-                    raise SerializationError(f"item of {n} bytes is over the {MAX_PAYLOAD}-byte limit")
-                _, rest_crc, rest0 = item_header_rest(n)
-                record = _pack_crc(crc32(payload, rest_crc)) + rest0
-                body = payload
-        else:
-            payload, record = self._serialize(item)
-            record = uncommitted(record)
-            body = b""
+        payload = self._serialize(item)
+        record, body = item_record(payload)
         with self._mutex:
             if self._closed:
                 self._check_open()
@@ -617,11 +495,8 @@ class DQue:
         self._check_open()
         if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
             raise TypeError("enqueue_many takes an iterable of items")
-        payloads, records = [], []
-        for item in items:
-            payload, record = self._serialize(item)
-            payloads.append(payload)
-            records.append(record)
+        payloads = [self._serialize(item) for item in items]
+        records = [encode_item(payload) for payload in payloads]
         if not records:
             return
         with self._mutex:
@@ -743,7 +618,8 @@ class DQue:
         if block:
             check_timeout(timeout)
         self._check_open()
-        payload, record = self._serialize(item)
+        payload = self._serialize(item)
+        record = encode_item(payload)
         with self._mutex:
             self._check_open()
             self._check_shutdown_locked(take=False)
