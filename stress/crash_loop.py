@@ -79,6 +79,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from _items import Damaged, ident, item  # stress/_items.py
+from _verdict import count, verdict  # stress/_verdict.py
 
 import dque
 
@@ -990,16 +991,12 @@ def summary(totals: CycleResult, cycles: int, elapsed: float, interrupted: bool,
     )
     reasons = []
     if totals.problems:
-        reasons.append(f"{len(totals.problems)} problem{'s' if len(totals.problems) != 1 else ''}")
+        reasons.append(count(len(totals.problems), "problem"))
     if interrupted:
         reasons.append("interrupted")
     if cycles == 0 or totals.kills == 0:
         reasons.append("no kill happened")
-    if reasons:
-        print(f"VERDICT: NOT CLEAN ({', '.join(reasons)})", flush=True)
-        return 1
-    print("VERDICT: CLEAN", flush=True)
-    return 0
+    return verdict(reasons)
 
 
 # =========================================================================== the redis backend (--backend redis)
