@@ -36,13 +36,20 @@ def test_puts_raise_and_takes_drain_then_raise(backend):
     assert isinstance(result, dque.ShutDown) and took < WAIT / 2  # at once: nothing will come
 
 
-def test_immediate_takes_raise_at_once_and_join_returns(backend):
+def _shut_down_at_once_with_a_lease_out(backend):
+    """Four items: the first taken and marked done, the second leased; then ``shutdown(immediate=True)``.
+    (The queue, the lease.)"""
     q = backend.make()
     q.enqueue_many(range(4))
     assert q.get() == 0
     q.task_done()
     lease = q.lease(block=False)
     q.shutdown(immediate=True)
+    return q, lease
+
+
+def test_immediate_takes_raise_at_once_and_join_returns(backend):
+    q, lease = _shut_down_at_once_with_a_lease_out(backend)
     assert q.is_shutdown and q.size() == 0 and q.empty()
     for take in (q.get, q.dequeue, lambda: q.dequeue_many(3), q.peek):
         with pytest.raises(dque.ShutDown):
@@ -52,12 +59,7 @@ def test_immediate_takes_raise_at_once_and_join_returns(backend):
 
 
 def test_immediate_shutdown_counts_the_items_left_as_done(backend):
-    q = backend.make()
-    q.enqueue_many(range(4))
-    assert q.get() == 0
-    q.task_done()
-    lease = q.lease(block=False)
-    q.shutdown(immediate=True)
+    q, lease = _shut_down_at_once_with_a_lease_out(backend)
     lease.ack()
     with pytest.raises(ValueError):
         q.task_done()  # as queue.Queue's: every task is done now, so one more is one too many
