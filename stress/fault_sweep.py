@@ -48,6 +48,7 @@ TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
 
 import faults  # noqa: E402  (tests/faults.py: the fault-injection layer and the workloads)
+from _verdict import count, verdict  # noqa: E402  (stress/_verdict.py)
 
 COUNTERS = ("lost", "duplicated", "miscounted", "wrong_errors", "not_poisoned", "order")
 QUICK_STRIDE = 9  # --quick: every 9th call (and the first)
@@ -144,18 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     reasons = []
     if failing:
-        reasons.append(f"{len(failing)} distinct failure{'s' if len(failing) != 1 else ''}")
+        reasons.append(count(len(failing), "distinct failure"))
     if interrupted:
         reasons.append("interrupted")
     if timed_out:
         reasons.append("time bound reached")
     if injected == 0:
         reasons.append("no fault injected")
-    if reasons:
-        print(f"VERDICT: NOT CLEAN ({', '.join(reasons)})", flush=True)
-        return 1
-    print("VERDICT: CLEAN", flush=True)
-    return 0
+    return verdict(reasons)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
 
 from _items import Damaged, ident, item  # noqa: E402  (stress/_items.py)
+from _verdict import count, verdict  # noqa: E402  (stress/_verdict.py)
 from powercut import PowerCut, PowerLayer  # noqa: E402  (tests/powercut.py: the fault-injection layer)
 
 import dque  # noqa: E402
@@ -681,16 +682,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cuts: {tally.cuts}, lost: {tally.lost}, duplicated: {tally.duplicated}, corrupt opens: {tally.corrupt}")
     reasons = []
     if tally.problems:
-        reasons.append(f"{len(tally.problems)} problem{'s' if len(tally.problems) != 1 else ''}")
+        reasons.append(count(len(tally.problems), "problem"))
     if interrupted:
         reasons.append("interrupted")
     if tally.cuts == 0:
         reasons.append("no cut happened")
-    if reasons:
-        print(f"VERDICT: NOT CLEAN ({', '.join(reasons)})", flush=True)
-        return 1
-    print("VERDICT: CLEAN", flush=True)
-    return 0
+    return verdict(reasons)
 
 
 if __name__ == "__main__":

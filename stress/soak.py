@@ -53,6 +53,8 @@ import time
 import traceback
 from collections import Counter
 
+from _verdict import count, verdict  # stress/_verdict.py
+
 import dque
 
 NAME = "q"
@@ -427,14 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     reasons = []
     if problems:
-        reasons.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        reasons.append(count(len(problems), "problem"))
     if interrupted:
         reasons.append("interrupted")
-    if reasons:
-        print(f"VERDICT: NOT CLEAN ({', '.join(reasons)})", flush=True)
-        return 1
-    print("VERDICT: CLEAN", flush=True)
-    return 0
+    return verdict(reasons)
 
 
 if __name__ == "__main__":

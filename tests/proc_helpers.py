@@ -1,6 +1,12 @@
-"""Process roles for test_process.py (a test helper, not a test module).
+"""Processes for the ProcessSafeDQue tests (a test helper, not a test module).
 
-Two uses:
+The child side, the process roles, and the test side: starting roles and
+agents (``Role``, ``AgentProcess``), reading their ledgers, and the processes
+a test leaves behind, via ``/proc`` (``descendants``, ``leftovers``, ``subreaper``;
+the ``no_stray_processes`` fixture in ``conftest.py`` and the contract suite's
+``backend`` fixture are built on them).
+
+The roles have two uses:
 
 * imported (``import proc_helpers``: pytest puts ``tests/`` on ``sys.path``, and
   spawn/forkserver children get the parent's ``sys.path``), its module-level
@@ -18,16 +24,31 @@ moment they sent a SIGKILL).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import json
+import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
+import queue
+import signal
+import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
+from pathlib import Path
+
+from waiting import wait_until
 
 import dque
 
 NAME = "q"
+HELPER = str(Path(__file__).resolve())  # this file, run as a script: ``python HELPER ROLE ARGS...``
+CONTRACT = 2.0  # seconds: from a SIGKILL to the errors/exit it must cause
+LINUX = sys.platform.startswith("linux")
 
 
 # --------------------------------------------------------------------------- Pool / Process targets
@@ -96,8 +117,6 @@ def lease_and_exit(q: dque.ProcessSafeDQue) -> None:
 
 def posix_round_trip(dirpath: str) -> None:
     """Run with DQUE_SIMULATE_POSIX=1: a round trip over a socket file; prints what the test checks, as JSON."""
-    import multiprocessing
-    import signal
     import stat
 
     from dque import _process
@@ -235,8 +254,6 @@ def creator(dirpath: str, context: str, fork_child: str = "") -> None:
     With ``fork_child`` it also starts a fork-context ``multiprocessing.Process``
     that sleeps (a long-lived child, like a worker process).
     """
-    import multiprocessing
-
     q = dque.ProcessSafeDQue(NAME, dirpath, context=context or None)
     q.enqueue_many(["one", "two"])
     info = {"creator": os.getpid(), "owner": q._manager._process.pid}
@@ -347,9 +364,284 @@ class Agent:
             self.handle.close()
 
 
+# =========================================================================== the test side
+#
+# Everything below runs in the test process: it starts the roles above and checks what they did.
+
+# --------------------------------------------------------------------------- processes, via /proc
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of ``pid``, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()  # the command name may hold spaces and parentheses
+    return fields[0].decode(), int(fields[1])
+
+
+def descendants(root: int | None = None) -> dict[int, str]:
+    """pid -> state of every process below ``root`` (this process by default), zombies included
+    (Linux; {} elsewhere)."""
+    if not LINUX:
+        return {}
+    root = os.getpid() if root is None else root
+    children: dict[int, list[int]] = defaultdict(list)
+    states = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None:
+                states[int(entry)] = st[0]
+                children[st[1]].append(int(entry))
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found[child] = states[child]
+            todo.append(child)
+    return found
+
+
+def gone(pid: int) -> bool:
+    """The process has exited: it does not exist, or it is a zombie (it holds no files or locks)."""
+    st = _stat(pid)
+    return st is None or st[0] in ("Z", "X")
+
+
+def wait_gone(pid: int, deadline: float) -> float | None:
+    """Poll until ``pid`` has exited; the monotonic time it was seen gone, or None at the deadline."""
+    while True:
+        now = time.monotonic()
+        if gone(pid):
+            return now
+        if now > deadline:
+            return None
+        time.sleep(0.005)
+
+
+def stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (a SIGSTOP has taken effect, not just been sent)."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    states = []
+    for tid in tasks:
+        with contextlib.suppress(FileNotFoundError):
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                raw = f.read()
+            states.append(raw[raw.rindex(b")") + 2 :].split()[0])
+    return bool(states) and all(s in (b"T", b"t") for s in states)
+
+
+def multiprocessing_helpers() -> set[int]:
+    """This process's forkserver and resource tracker: they live as long as it does, by design."""
+    pids = set()
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    tracker = getattr(multiprocessing.resource_tracker, "_resource_tracker", None)
+    for pid in (getattr(server, "_forkserver_pid", None), getattr(tracker, "_pid", None)):
+        if pid is not None:
+            pids.add(pid)
+    return pids
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def subreaper(on: bool) -> None:
+    """Linux: make this process a child subreaper (or stop), so that the orphans of a killed
+    process become its children, to be reaped and counted. Elsewhere: nothing."""
+    if not LINUX:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def new_descendants(before: set[int], keep=()) -> dict[int, str]:
+    """The processes below this one that are not in ``before`` or ``keep``, nor its multiprocessing helpers."""
+    skip = set(before) | set(keep) | multiprocessing_helpers()
+    return {p: s for p, s in descendants().items() if p not in skip}
+
+
+def _reap_ours(pids) -> None:
+    """Reap those of ``pids`` that are exited children of this process."""
+    for pid in pids:
+        st = _stat(pid)
+        if st is not None and st[0] == "Z" and st[1] == os.getpid():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def reap_orphans(pids, timeout: float = 10.0) -> None:
+    """Wait for ``pids`` to exit and reap those handed to this process (the orphans of a killed process)."""
+    deadline = time.monotonic() + timeout
+    left = set(pids)
+    while left:
+        for pid in list(left):
+            st = _stat(pid)
+            if st is None:
+                left.discard(pid)
+            elif st[0] == "Z" and st[1] == os.getpid():
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                left.discard(pid)
+        if left:
+            assert time.monotonic() < deadline, f"processes still running: {left}"
+            time.sleep(0.01)
+
+
+def leftovers(before: set[int], keep=(), *, reap: bool = False, timeout: float = 5.0) -> dict[int, str]:
+    """The processes started since ``before`` (other than ``keep``) that are still there, running or
+    unreaped, ``timeout`` seconds from now: {} when all is well.
+
+    With ``reap``, exited children of this process among them are reaped meanwhile (they do not count).
+    Whatever is left at the deadline is SIGKILLed and reaped as far as it is this process's (killing a
+    parent hands its children to a subreaper), so that nothing outlives the test; it is returned as it was
+    at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        strays = new_descendants(before, keep)
+        if reap and strays:
+            _reap_ours(strays)
+            strays = new_descendants(before, keep)
+        if not strays or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    if strays:
+        for _ in range(50):
+            left = new_descendants(before, keep)
+            if not left:
+                break
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                st = _stat(pid)
+                if st is not None and st[1] == os.getpid():
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
+            time.sleep(0.02)
+    return strays
+
+
+# --------------------------------------------------------------------------- roles and agents in subprocesses
+
+
+def read_ledger(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def failure(lines: list[str]) -> tuple[float, str] | None:
+    """(when, exception type) from a ledger's ``X`` line, if there is one."""
+    for line in lines:
+        if line.startswith("X "):
+            _, when, kind = line.split()
+            return float(when), kind
+    return None
+
+
+class Role:
+    """A role of this module in a subprocess, started through ``reap``, with its ledger."""
+
+    def __init__(self, reap, tmp_path: Path, role: str, label: str, *args: str) -> None:
+        self.ledger = tmp_path / f"{label}.ledger"
+        self.errfile = tmp_path / f"{label}.stderr"
+        with open(self.errfile, "w") as err:
+            self.proc = reap([sys.executable, HELPER, role, *args[:1], str(self.ledger), *args[1:]], stderr=err)
+        wait_until(lambda: "R" in self.lines() or self.proc.poll() is not None, f"{label} to start")
+        assert "R" in self.lines(), f"{label} did not start: {self.errfile.read_text()}"
+
+    def lines(self) -> list[str]:
+        return read_ledger(self.ledger)
+
+    def exit_code(self, timeout: float = 10.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.ledger.stem} did not exit; ledger ends {self.lines()[-3:]}") from None
+
+
+class AgentProcess:
+    """An ``Agent`` in a subprocess: JSON commands in, one JSON answer out per command."""
+
+    def __init__(self, reap, tmp_path: Path, dirpath: Path, label: str = "agent") -> None:
+        self.errfile = tmp_path / f"{label}.stderr"
+        with open(self.errfile, "w") as err:
+            self.proc = reap(
+                [sys.executable, HELPER, "agent", str(dirpath)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        self.answers: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.answers.put(json.loads(line))
+        self.answers.put(None)
+
+    def send(self, *command) -> None:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def recv(self, timeout: float = 20.0) -> dict:
+        try:
+            answer = self.answers.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("the agent did not answer in time") from None
+        assert answer is not None, f"the agent died: {self.errfile.read_text()}"
+        return answer
+
+    def pending(self) -> bool:
+        return self.answers.empty()
+
+    def ok(self, *command):
+        self.send(*command)
+        answer = self.recv()
+        assert "ok" in answer, f"{command} -> {answer}"
+        return answer["ok"]
+
+    def error(self, *command) -> str:
+        self.send(*command)
+        answer = self.recv()
+        assert "error" in answer, f"{command} -> {answer}, not an error"
+        return answer["error"]
+
+    def stop(self) -> None:
+        """End it the normal way: it closes its handle and exits."""
+        self.send("exit")
+        assert self.proc.wait(10) == 0, self.errfile.read_text()
+
+
+@contextlib.contextmanager
+def pool_of(n: int, context: str | None = None):
+    pool = multiprocessing.get_context(context).Pool(n)
+    try:
+        yield pool
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+@contextlib.contextmanager
+def owner(dirpath: Path, **kwargs):
+    q = dque.ProcessSafeDQue(NAME, dirpath, **kwargs)
+    try:
+        yield q
+    finally:
+        q.close()
+
+
 if __name__ == "__main__":
     import faulthandler
-    import signal
 
     faulthandler.register(signal.SIGUSR1)  # a stuck role prints its stacks to its stderr file
     role, *argv = sys.argv[1:]

@@ -293,8 +293,8 @@ sys.exit(pytest.main(sys.argv[1:]))
 @pytest.mark.parametrize(
     "part",
     [
-        ("test_basic.py", "test_crash.py", "test_leases.py", "test_powercut.py"),
-        ("test_process_leases.py", "test_faults.py", "contract/"),
+        ("test_api.py", "test_crash.py", "test_leases.py", "test_powercut.py"),
+        ("test_process_leases.py", "test_error_paths.py", "contract/"),
     ],
     ids=["engine-crash-powercut", "processes-faults-contract"],
 )

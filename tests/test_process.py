@@ -3,14 +3,16 @@
 Every kill here is a real SIGKILL. Every process a test starts is reaped, also
 when the test fails: subprocesses through the ``reap`` fixture (agents are first
 asked to exit, so that they stop the owners they created), pools and handles in
-``finally`` blocks. The autouse ``no_stray_processes`` fixture makes this
-process a child subreaper for the duration of each test, so that orphans (the
-owner of a killed creator, say) come back here to be reaped, and errors if any
-process the test started is still there, running or unreaped, at its end.
+``finally`` blocks. The ``no_stray_processes`` fixture (``conftest.py``, used by
+every test here) makes this process a child subreaper for the duration of each
+test, so that orphans (the owner of a killed creator, say) come back here to be
+reaped, and errors if any process the test started is still there, running or
+unreaped, at its end.
 
 The subprocess roles (producers, consumers, creators, the JSON command agent)
 are in ``proc_helpers.py``, as are the Pool targets (importable under spawn
-and forkserver). The only timing assertions are the 2-second contracts, each
+and forkserver) and the test side of them (``Role``, ``AgentProcess``, the
+``/proc`` readers). The only timing assertions are the 2-second contracts, each
 measured from the SIGKILL to the exception (``time.monotonic`` is system-wide
 on Linux, so a timestamp written by another process compares with ours).
 """
@@ -18,7 +20,6 @@ on Linux, so a timestamp written by another process compares with ours).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import multiprocessing
 import multiprocessing.forkserver
@@ -33,265 +34,34 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import proc_helpers
 import pytest
+from proc_helpers import (
+    CONTRACT,
+    HELPER,
+    NAME,
+    Role,
+    descendants,
+    failure,
+    gone,
+    owner,
+    pool_of,
+    reap_orphans,
+    wait_gone,
+)
 from waiting import wait_until as wait_for
 
 import dque
 from dque import _config
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="owner addresses are Linux abstract sockets"
-)
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="owner addresses are Linux abstract sockets"),
+    pytest.mark.usefixtures("no_stray_processes"),
+]
 
-NAME = proc_helpers.NAME
-HELPER = str(Path(proc_helpers.__file__).resolve())
 CONTEXTS = ("fork", "spawn", "forkserver")
-CONTRACT = 2.0  # seconds: from a SIGKILL to the errors/exit it must cause
-
-
-# --------------------------------------------------------------------------- processes, via /proc
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of ``pid``, or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()  # the command name may hold spaces and parentheses
-    return fields[0].decode(), int(fields[1])
-
-
-def descendants(root: int | None = None) -> dict[int, str]:
-    """pid -> state of every process below ``root`` (this process by default), zombies included."""
-    root = os.getpid() if root is None else root
-    children: dict[int, list[int]] = defaultdict(list)
-    states = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _stat(int(entry))
-            if st is not None:
-                states[int(entry)] = st[0]
-                children[st[1]].append(int(entry))
-    found: dict[int, str] = {}
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found[child] = states[child]
-            todo.append(child)
-    return found
-
-
-def gone(pid: int) -> bool:
-    """The process has exited: it does not exist, or it is a zombie (it holds no files or locks)."""
-    st = _stat(pid)
-    return st is None or st[0] in ("Z", "X")
-
-
-def wait_gone(pid: int, deadline: float) -> float | None:
-    """Poll until ``pid`` has exited; the monotonic time it was seen gone, or None at the deadline."""
-    while True:
-        now = time.monotonic()
-        if gone(pid):
-            return now
-        if now > deadline:
-            return None
-        time.sleep(0.005)
-
-
-def _multiprocessing_helpers() -> set[int]:
-    """This process's forkserver and resource tracker: they live as long as it does, by design."""
-    pids = set()
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    tracker = getattr(multiprocessing.resource_tracker, "_resource_tracker", None)
-    for pid in (getattr(server, "_forkserver_pid", None), getattr(tracker, "_pid", None)):
-        if pid is not None:
-            pids.add(pid)
-    return pids
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-def _subreaper(on: bool) -> None:
-    if _libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _new_descendants(before: set[int]) -> dict[int, str]:
-    helpers = _multiprocessing_helpers()
-    return {p: s for p, s in descendants().items() if p not in before and p not in helpers}
-
-
-def reap_orphans(pids, timeout: float = 10.0) -> None:
-    """Wait for ``pids`` to exit and reap those handed to this process (the orphans of a killed process)."""
-    deadline = time.monotonic() + timeout
-    left = set(pids)
-    while left:
-        for pid in list(left):
-            st = _stat(pid)
-            if st is None:
-                left.discard(pid)
-            elif st[0] == "Z" and st[1] == os.getpid():
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-                left.discard(pid)
-        if left:
-            assert time.monotonic() < deadline, f"processes still running: {left}"
-            time.sleep(0.01)
-
-
-@pytest.fixture(autouse=True)
-def no_stray_processes():
-    """Fail the test if a process it started is still there at its end: running, or exited and not reaped.
-
-    For the test's duration this process is a child subreaper, so the orphans of
-    a killed process (a killed creator's owner, forkserver, resource tracker)
-    become its children, for the test to reap with ``reap_orphans``.
-    """
-    _subreaper(True)
-    before = set(descendants())
-    try:
-        yield
-        deadline = time.monotonic() + 5
-        while (strays := _new_descendants(before)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if strays:
-            for _ in range(50):  # kill them all and reap what is ours (killing a parent hands us its children)
-                for pid in _new_descendants(before):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                    st = _stat(pid)
-                    if st is not None and st[1] == os.getpid():
-                        with contextlib.suppress(ChildProcessError):
-                            os.waitpid(pid, 0)
-                if not _new_descendants(before):
-                    break
-                time.sleep(0.02)
-            pytest.fail(f"processes left behind (pid: state): {strays}")
-    finally:
-        _subreaper(False)
-
-
-# --------------------------------------------------------------------------- subprocess roles
-
-
-def read_ledger(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-
-
-def failure(lines: list[str]) -> tuple[float, str] | None:
-    """(when, exception type) from a ledger's ``X`` line, if there is one."""
-    for line in lines:
-        if line.startswith("X "):
-            _, when, kind = line.split()
-            return float(when), kind
-    return None
-
-
-class Role:
-    """A ``proc_helpers.py`` role in a subprocess, started through ``reap``, with its ledger."""
-
-    def __init__(self, reap, tmp_path: Path, role: str, label: str, *args: str) -> None:
-        self.ledger = tmp_path / f"{label}.ledger"
-        self.errfile = tmp_path / f"{label}.stderr"
-        with open(self.errfile, "w") as err:
-            self.proc = reap([sys.executable, HELPER, role, *args[:1], str(self.ledger), *args[1:]], stderr=err)
-        wait_for(lambda: "R" in self.lines() or self.proc.poll() is not None, f"{label} to start")
-        assert "R" in self.lines(), f"{label} did not start: {self.errfile.read_text()}"
-
-    def lines(self) -> list[str]:
-        return read_ledger(self.ledger)
-
-    def exit_code(self, timeout: float = 10.0) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.ledger.stem} did not exit; ledger ends {self.lines()[-3:]}") from None
-
-
-class Agent:
-    """A ``proc_helpers.Agent`` in a subprocess: JSON commands in, one JSON answer out per command."""
-
-    def __init__(self, reap, tmp_path: Path, dirpath: Path, label: str = "agent") -> None:
-        self.errfile = tmp_path / f"{label}.stderr"
-        with open(self.errfile, "w") as err:
-            self.proc = reap(
-                [sys.executable, HELPER, "agent", str(dirpath)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-            )
-        self.answers: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.answers.put(json.loads(line))
-        self.answers.put(None)
-
-    def send(self, *command) -> None:
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-
-    def recv(self, timeout: float = 20.0) -> dict:
-        try:
-            answer = self.answers.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError("the agent did not answer in time") from None
-        assert answer is not None, f"the agent died: {self.errfile.read_text()}"
-        return answer
-
-    def pending(self) -> bool:
-        return self.answers.empty()
-
-    def ok(self, *command):
-        self.send(*command)
-        answer = self.recv()
-        assert "ok" in answer, f"{command} -> {answer}"
-        return answer["ok"]
-
-    def error(self, *command) -> str:
-        self.send(*command)
-        answer = self.recv()
-        assert "error" in answer, f"{command} -> {answer}, not an error"
-        return answer["error"]
-
-    def stop(self) -> None:
-        """End it the normal way: it closes its handle and exits."""
-        self.send("exit")
-        assert self.proc.wait(10) == 0, self.errfile.read_text()
-
-
-@pytest.fixture
-def start_agent(reap, tmp_path, qdir):
-    """Start ``Agent``s on ``qdir``; at the end, those still running are asked to exit (closing their
-    handles and so their owners) before ``reap`` kills what is left."""
-    started: list[Agent] = []
-
-    def start(label: str = "agent") -> Agent:
-        started.append(Agent(reap, tmp_path, qdir, label))
-        return started[-1]
-
-    yield start
-    for a in started:
-        if a.proc.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                a.send("exit")
-    for a in started:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            a.proc.wait(5)
 
 
 def owner_file(dirpath: Path) -> Path:
@@ -312,26 +82,6 @@ def raises_within(call, kind: type[BaseException], since: float) -> float:
             return time.monotonic() - since
         assert time.monotonic() < deadline, f"{call} still returns {CONTRACT} s after the kill"
         time.sleep(0.005)
-
-
-@contextlib.contextmanager
-def pool_of(n: int, context: str | None = None):
-    pool = multiprocessing.get_context(context).Pool(n)
-    try:
-        yield pool
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
-
-
-@contextlib.contextmanager
-def owner(dirpath: Path, **kwargs):
-    q = dque.ProcessSafeDQue(NAME, dirpath, **kwargs)
-    try:
-        yield q
-    finally:
-        q.close()
 
 
 # --------------------------------------------------------------------------- 1. a Pool drains exactly once
@@ -601,7 +351,7 @@ def test_locked_in_this_process(qdir):
         with pytest.raises(dque.LockedError):
             dque.ProcessSafeDQue(NAME, qdir)
         assert time.monotonic() - started < CONTRACT
-        assert set(descendants()) <= before | _multiprocessing_helpers()  # refused before starting an owner
+        assert set(descendants()) <= before | proc_helpers.multiprocessing_helpers()  # refused before starting an owner
     finally:
         held.close()
     with owner(qdir) as q:

@@ -3,8 +3,8 @@
 A SIGSTOPped owner is the hard case: its listening socket still accepts, so
 nothing but a deadline ends a client's wait. Every test that stops the owner
 sends SIGCONT in a ``finally`` block before it closes anything. Processes are
-checked for and reaped by the subreaper fixture of ``test_process.py`` (imported
-here); the roles are in ``proc_helpers.py``.
+checked for and reaped by the ``no_stray_processes`` fixture (``conftest.py``);
+the roles, and the test side of them, are in ``proc_helpers.py``.
 """
 
 from __future__ import annotations
@@ -20,38 +20,20 @@ import time
 
 import proc_helpers
 import pytest
-from test_process import (  # noqa: F401 (no_stray_processes and start_agent are fixtures)
-    CONTRACT,
-    HELPER,
-    Role,
-    failure,
-    no_stray_processes,
-    owner,
-    pool_of,
-    start_agent,
-)
+from proc_helpers import CONTRACT, HELPER, Role, failure, owner, pool_of, stopped
 from waiting import wait_until
 
 import dque
 from dque import _process
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGSTOP on Linux")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGSTOP on Linux"),
+    pytest.mark.usefixtures("no_stray_processes"),
+]
 
 NAME = proc_helpers.NAME
 DEADLINE = _process.REPLY_TIMEOUT
 BOUND = 10.0  # seconds: a stopped owner's error comes before this, even on a loaded machine
-
-
-def stopped(pid: int) -> bool:
-    """Every thread of ``pid`` is stopped (a SIGSTOP has taken effect, not just been sent)."""
-    tasks = os.listdir(f"/proc/{pid}/task")
-    states = []
-    for tid in tasks:
-        with contextlib.suppress(FileNotFoundError):
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                raw = f.read()
-            states.append(raw[raw.rindex(b")") + 2 :].split()[0])
-    return bool(states) and all(s in (b"T", b"t") for s in states)
 
 
 @contextlib.contextmanager

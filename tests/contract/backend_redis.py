@@ -19,7 +19,7 @@ import pytest
 
 import dque
 
-from .backends import Capabilities
+from .backends import Capabilities, close_handles
 
 LEASE_TTL = 1.0  # short, so that a dead holder's leases come back soon
 
@@ -103,13 +103,7 @@ class RedisBackend:
             dead.close()
 
     def close_all(self) -> None:
-        errors = []
-        for handle in reversed(self.handles):
-            try:
-                handle.close()
-            except Exception as exc:  # close them all; report the first failure
-                errors.append(exc)
-        self.handles.clear()
+        errors = close_handles(self.handles)
         import redis
 
         client = redis.Redis.from_url(self.server.url)

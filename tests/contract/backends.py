@@ -153,6 +153,18 @@ PROCS_CAPS = Capabilities(
 SEGMENT_SIZE = 3  # small, so that a few items span segments
 
 
+def close_handles(handles: list[Any]) -> list[Exception]:
+    """Close every handle, the last made first, and empty the list: the errors raised (for ``close_all``)."""
+    errors = []
+    for handle in reversed(handles):
+        try:
+            handle.close()
+        except Exception as exc:  # close them all; report the first failure
+            errors.append(exc)
+    handles.clear()
+    return errors
+
+
 class _Base:
     name: str
     caps: Capabilities
@@ -188,13 +200,7 @@ class _Base:
             return dead.dequeue_many(dead.size() + 1)
 
     def close_all(self) -> None:
-        errors = []
-        for handle in reversed(self.handles):
-            try:
-                handle.close()
-            except Exception as exc:  # close them all; report the first failure
-                errors.append(exc)
-        self.handles.clear()
+        errors = close_handles(self.handles)
         shutil.rmtree(self.dirpath, ignore_errors=True)
         if errors:
             raise errors[0]

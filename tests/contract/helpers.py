@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import waiting  # tests/waiting.py
+
 WAIT = 10.0  # the most any test waits for something that should happen at once
 
 
@@ -52,15 +54,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT, poll: float = 0.01) -> Any:
-    """Return ``predicate()``'s first truthy value; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(poll)
+    """Return ``predicate()``'s first truthy value; AssertionError after ``timeout`` seconds (``waiting.py``'s,
+    with this suite's bound)."""
+    return waiting.wait_until(predicate, what, timeout, poll)
 
 
 def drain(q: Any) -> list[Any]:

@@ -77,6 +77,7 @@ def test_every_call_after_close_raises_closed_error_and_close_is_idempotent(back
         q.in_flight,
         q.task_done,
         q.join,
+        q.shutdown,
     ]
     for n, call in enumerate(calls):
         with pytest.raises(dque.ClosedError):

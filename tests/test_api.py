@@ -4,6 +4,7 @@ import errno
 import os
 import pickle
 import queue
+import sys
 import threading
 
 import pytest
@@ -265,6 +266,9 @@ def test_errors_pickle_and_hierarchy():
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err) and str(back) == str(err)
     assert issubclass(dque.Empty, queue.Empty) and issubclass(dque.Full, queue.Full)
+    assert issubclass(dque.ShutDown, dque.DQueError)
+    if sys.version_info >= (3, 13):  # Python's own queue.ShutDown, where Python has one
+        assert issubclass(dque.ShutDown, queue.ShutDown)
     err = pickle.loads(pickle.dumps(dque.CorruptedError("/q/1.seg", 12, "bad")))
     assert (err.path, err.offset) == ("/q/1.seg", 12)
 

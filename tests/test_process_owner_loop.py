@@ -6,8 +6,6 @@ convention as ``test_blocked_client_does_not_stall_others``); the orders
 checked are the owner's, item by item.
 """
 
-# ruff: noqa: F811 (start_agent is a fixture imported from test_process)
-
 from __future__ import annotations
 
 import json
@@ -20,16 +18,15 @@ import time
 
 import proc_helpers
 import pytest
-from test_process import (  # noqa: F401 (no_stray_processes and start_agent are fixtures)
-    no_stray_processes,
-    owner,
-    start_agent,
-)
+from proc_helpers import owner
 
 import dque
 from dque import _owner, _wire
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="agents reach owners at abstract sockets")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="agents reach owners at abstract sockets"),
+    pytest.mark.usefixtures("no_stray_processes"),
+]
 
 NAME = proc_helpers.NAME
 PARKED = 0.3  # seconds after which a blocking call sent is surely parked in the owner
