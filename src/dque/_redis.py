@@ -98,6 +98,7 @@ class RedisQueue:
         self.consumer = _consumer_name()
         self._closed = False
         self._shutdown = _NOT_SHUT
+        self._discounted = 0  # tasks counted as done by this handle's immediate shutdown (see unfinished_tasks)
         self._mutex = threading.Lock()
         self._running: list[None] = []  # one entry per call to the server under way (list ops are atomic)
         self._leases: dict[str, tuple[str, int, int]] = {}  # lease id -> (entry id, deliveries, hard deadline ms)
@@ -521,14 +522,19 @@ class RedisQueue:
 
     @property
     def unfinished_tasks(self) -> int:
-        """Items put and not yet marked done (task_done, ack, dead-lettered): one counter in Redis."""
+        """Items put and not yet marked done (task_done, ack, dead-lettered): one counter in Redis.
+
+        After ``shutdown(immediate=True)`` this handle counts the items it
+        discarded (those ready then) as done, as ``queue.Queue`` does; the
+        counter in Redis keeps them, for the other handles.
+        """
         self._check_open()
-        return int(self._call(self._redis.get, self._keys[3]) or 0)
+        return max(0, int(self._call(self._redis.get, self._keys[3]) or 0) - self._discounted)
 
     def task_done(self) -> None:
-        """Mark one item taken earlier as processed; ValueError if the counter is already 0."""
+        """Mark one item taken earlier as processed; ValueError if none is left unfinished (see unfinished_tasks)."""
         self._check_open()
-        if self._script("task_done") < 0:
+        if self._script("task_done", self._discounted) < 0:
             raise ValueError("task_done() called too many times")
 
     def join(self) -> None:
@@ -562,6 +568,8 @@ class RedisQueue:
         """
         self._check_open()
         if immediate:
+            if self._shutdown != _SHUT_NOW:
+                self._discounted = self.size()  # (before the flag: size() says 0 after it)
             self._shutdown = _SHUT_NOW
         elif not self._shutdown:
             self._shutdown = _SHUT

@@ -263,10 +263,11 @@ local leased = redis.call('ZCARD', KEYS[2])
 return {redis.call('XLEN', KEYS[1]) - leased, leased}
 """
 
-# -> the count left, or -1 if it was already 0 (nothing changed)
+# ARGV[1]: the tasks this handle counts as done already (discarded by its immediate shutdown)
+# -> the count left, or -1 if it was already at that (nothing changed)
 TASK_DONE = """
 local left = tonumber(redis.call('GET', KEYS[4]) or '0')
-if left <= 0 then return -1 end
+if left <= tonumber(ARGV[1]) then return -1 end
 return redis.call('DECR', KEYS[4])
 """
 

@@ -18,12 +18,7 @@ import pytest
 from . import backends
 
 # (backend name prefix, test function name) -> the bug. A prefix "procs-" covers procs-fork and procs-spawn.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("redis", "test_immediate_shutdown_counts_the_items_left_as_done"): (
-        "shutdown(immediate=True) does not take the items it discards off the task counter (join returns "
-        "by the shutdown flag instead), so a task_done() after it does not raise ValueError as queue.Queue's does"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
