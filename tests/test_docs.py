@@ -30,6 +30,7 @@ def readme_blocks() -> list[str]:
 # What each block leaves implicit, by a phrase that identifies the block.
 PRELUDES = {
     'dque.new("jobs", "/var/lib/myapp"': "",
+    'dque.new("raw", tempfile.mkdtemp())': "",
     "with q.lease(timeout=5) as lease:     # blocks like get()": (
         "import dque\nq = dque.new('jobs', '/var/lib/myapp')\nq.enqueue_many(range(200))\nhandle = print\n"
     ),

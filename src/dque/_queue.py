@@ -85,6 +85,15 @@ class DQue:
       changes made in the last ``max_delay`` seconds (see :meth:`turbo_on`).
     """
 
+    # Why one class of ~1,100 lines: it is the queue's public face, ~60 public methods and
+    # properties (queue.Queue's API, dque's own, the lease API, the payload API), each a
+    # contract docstring over a few lines that take the one mutex, wait on its Conditions
+    # and call the components. The mutex and its Conditions are shared by every method (as
+    # in queue.Queue): split across classes, that one invariant would have no single home.
+    # What has state of its own is a component: the items and their files (SegmentStore,
+    # _store.py), the leases (LeaseTable, _lease_table.py), group commit (GroupCommit,
+    # _commit.py), opening a directory (_opening.py). About a fifth of it is docstrings.
+
     # ----------------------------------------------------------------- opening
 
     @classmethod

@@ -69,6 +69,11 @@ class RedisQueue:
     Many handles, in many processes on many machines, may use one queue at once.
     """
 
+    # Why one class of ~590 lines: it is the whole of dque's API over Redis (~55 public
+    # methods and properties), each a contract docstring over one script call or two. What
+    # has a life of its own is elsewhere: the scripts (_redis_lua.py), the lease renewer
+    # (_redis_renew.py), the wire and its errors (_redis_wire.py, _redis_errors.py).
+
     def __init__(
         self,
         name: str,

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _fs
-from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, scan, uncommitted
+from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, encode_seal, scan, uncommitted
 
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
@@ -281,3 +281,25 @@ def by_segment(entries: list[Any]) -> Iterator[tuple[Segment, list[Any]]]:
             stop += 1
         yield seg, entries[start:stop]
         start = stop
+
+
+def seal_closed(path: str, mode: int, items: int, end: int) -> None:
+    """Append the seal of ``items`` records to the closed segment file at ``path`` if it ends at ``end``.
+
+    Through a descriptor of its own (turbo mode seals a full segment once it
+    is synced, after it was closed). Never raises: a seal is a hint, and
+    without it an open after a crash reads the segment.
+    """
+    if not os.path.exists(path):
+        return
+    try:
+        fd = _fs.open_append(path, mode)
+    except OSError:
+        return
+    try:
+        if _fs.file_size(fd) == end:
+            _fs.write(fd, encode_seal(items, end))
+    except OSError:
+        pass
+    finally:
+        close_fd(fd)

@@ -46,7 +46,7 @@ from ._format import (
     read_seal,
     uncommitted,
 )
-from ._segment import Segment, by_segment, close_fd, segment_numbers_on_disk, segment_path
+from ._segment import Segment, by_segment, close_fd, seal_closed, segment_numbers_on_disk, segment_path
 from .errors import CorruptedError, Empty, SerializationError, SyncError
 
 CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the last one closed it
@@ -78,6 +78,8 @@ def by_number(seg: Segment) -> int:
 
 class SegmentStore:
     """The segments of one open queue and the ready items in them, in order (see the module docstring)."""
+
+    # Why one class of ~800 lines: see the module docstring (one state machine, one invariant).
 
     def __init__(self, qdir: str, config: _config.Config, host: StoreHost, turbo: bool) -> None:
         self.path = qdir
@@ -462,19 +464,7 @@ class SegmentStore:
             if sealing is None or not self.middle or not self.middle[0] <= number <= self.middle[-1]:
                 continue  # (not to be sealed, or it is the head or before it by now)
             items, end = sealing
-            if not os.path.exists(path):
-                continue
-            try:
-                fd = _fs.open_append(path, self.file_mode)
-            except OSError:
-                continue
-            try:
-                if _fs.file_size(fd) == end:
-                    _fs.write(fd, encode_seal(items, end))
-            except OSError:
-                pass
-            finally:
-                close_fd(fd)
+            seal_closed(path, self.file_mode, items, end)
 
     def append(self, records: list[bytes], payloads: list[bytes]) -> None:
         """Write item records at the tail, rolling segments as they fill: all or nothing.
