@@ -728,3 +728,40 @@ def test_caller_mutation_after_enqueue_does_not_reach_the_queue(new_queue, turbo
     assert q.dequeue() == [1, 2]
     assert q.get() == {"k": [1]}
     assert q.dequeue_many(5) == [bytearray(b"abc"), [1, 2]]
+
+
+def test_a_dropped_handle_releases_the_lock_at_once(tmp_path):
+    """``del q`` (last reference) closed the handle at once: refcounting, no GC pass needed."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # (deterministic: no automatic collection between the del and the open)
+    try:
+        q = dque.new("q", tmp_path)
+        q.enqueue(1)
+        del q
+        with dque.open("q", tmp_path) as again:  # HEAD: LockedError, the dropped handle still holds the lock
+            assert again.dequeue() == 1
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect()
+
+
+def test_a_dropped_handle_that_used_a_ttl_is_released(tmp_path):
+    """With the lease-expiry thread started, a dropped handle is never finalized on HEAD, even by gc.collect():
+    the lock stays held and the thread runs for the life of the process."""
+    q = dque.new("q", tmp_path)
+    q.enqueue_many([1, 2])
+    q.lease(ttl=30).ack()  # starts the expiry thread; nothing outstanding afterwards
+    del q
+    deadline = time.monotonic() + 4.0  # (base: within the thread's next wake, at most 1 s)
+    while True:
+        gc.collect()
+        try:
+            again = dque.open("q", tmp_path)
+            break
+        except dque.LockedError:
+            if time.monotonic() > deadline:
+                pytest.fail("the dropped handle still holds the queue's lock")
+            time.sleep(0.05)
+    with again:
+        assert again.dequeue_many(5) == [2]

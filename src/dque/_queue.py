@@ -223,7 +223,9 @@ class DQue:
         self._syncer_stop = threading.Event()
         self._syncer_wake = threading.Event()
 
-        self._store = SegmentStore(qdir, config, self, turbo)
+        # (The store holds its host weakly: a handle dropped without close() is freed, and closed by
+        # __del__, as soon as its last reference goes, as before the store existed.)
+        self._store = SegmentStore(qdir, config, weakref.proxy(self), turbo)
         self._leases = LeaseTable(self._mutex)
         self._dead_letter_error: Exception | None = None  # the last failed move to the dead-letter queue
         self._unfinished_tasks = 0

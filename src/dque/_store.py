@@ -83,7 +83,7 @@ class SegmentStore:
 
     def __init__(self, qdir: str, config: _config.Config, host: StoreHost, turbo: bool) -> None:
         self.path = qdir
-        self.host = host
+        self.host = host  # (a weak proxy of its owner: no reference cycle, see DQue.__init__)
         self.segment_size = config.segment_size
         self.max_deliveries = config.max_deliveries
         self.byte_cap = config.segment_bytes or 1 << 62  # a segment rolls once its records reach it
