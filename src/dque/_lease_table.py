@@ -52,7 +52,8 @@ class LeaseTable:
     """The outstanding leases by id, owner and deadline (see the module docstring)."""
 
     def __init__(self, mutex: threading.Lock) -> None:
-        self._leases: dict[int, LeaseState] = {}
+        # id -> outstanding lease. Read it freely (under the mutex); change it only through the methods.
+        self.outstanding: dict[int, LeaseState] = {}
         self._owned: dict[Any, set[int]] = {}  # owner -> ids of its outstanding leases
         self._expiries: list[tuple[float, int]] = []  # heap of (deadline, lease id); ended ones are skipped
         # Ids: a random start per open, so that an id from before a reopen is unknown after it.
@@ -62,11 +63,11 @@ class LeaseTable:
         self._expirer: threading.Thread | None = None
 
     def __len__(self) -> int:
-        return len(self._leases)
+        return len(self.outstanding)
 
     def get(self, lease_id: Any) -> LeaseState | None:
         """The outstanding lease ``lease_id``, or None."""
-        return self._leases.get(lease_id)
+        return self.outstanding.get(lease_id)
 
     def add(
         self,
@@ -90,7 +91,7 @@ class LeaseTable:
         lease.index = index
         lease.payload = payload
         lease.owner = owner
-        self._leases[lease_id] = lease
+        self.outstanding[lease_id] = lease
         if owner is not None:
             self._owned.setdefault(owner, set()).add(lease_id)
         if deadline is not None:
@@ -103,7 +104,7 @@ class LeaseTable:
         """Raise TypeError or LeaseError unless every id is an outstanding lease, each named once."""
         for lease_id in lease_ids:
             check_lease_id(lease_id)
-        unknown = [i for i in lease_ids if i not in self._leases]
+        unknown = [i for i in lease_ids if i not in self.outstanding]
         if unknown or len(set(lease_ids)) != len(lease_ids):
             raise LeaseError(f"lease(s) {unknown or lease_ids!r} not outstanding (unknown, acked, released or expired)")
 
@@ -114,7 +115,7 @@ class LeaseTable:
         hand-out and the dead-letter check). LeaseError if not outstanding.
         """
         check_lease_id(lease_id)
-        lease = self._leases.pop(lease_id, None)
+        lease = self.outstanding.pop(lease_id, None)
         if lease is None:
             raise LeaseError(f"lease {lease_id!r} is not outstanding (unknown, acked, released or expired)")
         if lease.owner is not None:
@@ -128,7 +129,7 @@ class LeaseTable:
 
     def end_acked(self, lease: LeaseState) -> None:
         """End ``lease``, outstanding and acked (``end`` without the checks, for an ack's common case)."""
-        del self._leases[lease.id]
+        del self.outstanding[lease.id]
         if lease.owner is not None:
             self._owned[lease.owner].discard(lease.id)
             if not self._owned[lease.owner]:
@@ -158,7 +159,7 @@ class LeaseTable:
         due = []
         while self._expiries and self._expiries[0][0] <= now:
             _, lease_id = heapq.heappop(self._expiries)
-            if lease_id in self._leases:
+            if lease_id in self.outstanding:
                 due.append(lease_id)
         return due
 
