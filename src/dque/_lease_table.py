@@ -77,8 +77,8 @@ class LeaseTable:
         seg: Segment,
         index: int,
         payload: bytes,
-        owner: Any,
-        deadline: float | None,
+        owner: Any = None,
+        deadline: float | None = None,
     ) -> LeaseState:
         """A new outstanding lease on the item at ``seg``/``index`` (``queue``: what ``Lease.ack``/``release`` call)."""
         lease = _new(LeaseState)

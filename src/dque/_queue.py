@@ -771,7 +771,7 @@ class DQue:
                     got = store.lease_one(self._loads)
                     if got is not None:
                         item, seg, index, payload, deliveries = got
-                        lease = self._leases.add(self, item, deliveries, seg, index, payload, None, None)
+                        lease = self._leases.add(self, item, deliveries, seg, index, payload)
                         if self._turbo:
                             return lease
                         seq = store.write_seq
