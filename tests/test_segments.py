@@ -11,6 +11,7 @@ reading the segment. Every test checks the items one by one.
 from __future__ import annotations
 
 import json
+import pickle
 import os
 import signal
 import subprocess
@@ -186,3 +187,115 @@ def test_a_clean_open_counts_short_segments_without_reading_them(tmp_path, monke
         assert q.size() == 56
         assert len(read) <= 2, read  # the head (and nothing between head and tail)
         assert [item[0] for item in q.dequeue_many(100)] == list(range(4, 60))
+
+
+# ---------------------------------------------------------------- segments this handle wrote
+
+
+def _reads_of_segments(monkeypatch) -> list[str]:
+    """Count the segment files read back from now on (Segment.read_back reads the whole file)."""
+    from dque import _fs
+
+    reads: list[str] = []
+    real = _fs.read_file
+
+    def counting(path):  # noqa: ANN001, ANN202
+        if str(path).endswith(".seg"):
+            reads.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(_fs, "read_file", counting)
+    return reads
+
+
+@pytest.mark.parametrize("turbo", [False, True])
+def test_the_head_moves_on_to_a_segment_this_handle_wrote_without_reading_it(tmp_path, monkeypatch, turbo):
+    """Items of segments written by this handle are in memory until each is the head: nothing is read
+    back, and every item comes out once, in order, through every kind of take."""
+    reads = _reads_of_segments(monkeypatch)
+    with dque.new("q", tmp_path, segment_size=7, turbo=turbo) as q:
+        q.enqueue_many(range(100))
+        for i in range(100, 200):
+            q.enqueue(i)
+        q.put_payloads([pickle.dumps(i) for i in range(200, 230)])
+        got = [q.dequeue(), q.get()]
+        got += q.dequeue_many(50)
+        lease = q.lease()
+        lease.release()
+        leases = q.lease_many(20)
+        q.ack_many([lease.id for lease in leases])
+        got += [lease.item for lease in leases]
+        got += [pickle.loads(p) for p in q.take_payloads(30)]
+        while q.size():
+            got += q.dequeue_many(9)
+        assert got == list(range(230))
+    assert reads == []
+
+
+def test_over_its_budget_the_segments_are_read_back_and_nothing_changes(tmp_path, monkeypatch):
+    from dque import _store
+
+    monkeypatch.setattr(_store, "_CACHE_MAX", 3000)  # a few segments' worth of small items
+    reads = _reads_of_segments(monkeypatch)
+    items = [{"i": i, "pad": "x" * (i % 50)} for i in range(400)]
+    items[150] = {"i": 150, "pad": "y" * 10_000}  # a large item: its segment is read back too
+    with dque.new("q", tmp_path, segment_size=10) as q:
+        for item in items[:200]:
+            q.enqueue(item)
+        q.enqueue_many(items[200:])
+        assert q.dequeue_many(1000) == items
+    assert reads, "some segments had to be read back"
+    assert len(reads) < 40  # and the first ones were not
+
+
+def test_a_reopen_after_sigkill_reads_what_the_killed_handle_kept_in_memory(tmp_path):
+    """What a handle keeps in memory is only a copy: killed, its items are all on disk for the next open."""
+    script = (
+        "import dque, os, signal\n"
+        f"q = dque.new('q', {str(tmp_path)!r}, segment_size=5, turbo=True)\n"
+        "q.enqueue_many(range(60))\n"
+        "for i in range(60, 120): q.enqueue(i)\n"
+        "assert q.dequeue_many(12) == list(range(12))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    with dque.open("q", tmp_path) as q:
+        assert q.size() == 108
+        assert q.dequeue_many(200) == list(range(12, 120))
+
+
+def test_records_after_a_failed_trim_go_where_a_reopen_reads_them(tmp_path, monkeypatch):
+    """A rolled segment whose trim failed keeps its zero room; when it is the head, its LEASE and DELETE
+    records must go right after its items, not after the room (where a scan stops): after a reopen the
+    delivery counts and the deletes are all there. (Found by the fault sweep.)"""
+    from dque import _fs
+
+    real = _fs.truncate
+    failed: list[int] = []
+
+    def failing(fd, size):  # noqa: ANN001, ANN202
+        if size and not failed:  # the trim of the first full segment as it rolls
+            failed.append(size)
+            raise OSError(24, "Too many open files (injected)")
+        return real(fd, size)
+
+    with dque.new("q", tmp_path, segment_size=3) as q:
+        q.enqueue(0)
+        q.dequeue()  # the head moves on past segment 1 once it is full
+        monkeypatch.setattr(_fs, "truncate", failing)
+        q.enqueue_many([1, 2])
+        for i in range(3, 9):
+            q.enqueue(i)  # segment 2 ({3, 4, 5}) rolls: its trim fails, its room stays
+        monkeypatch.setattr(_fs, "truncate", real)
+        assert failed
+        assert q.dequeue_many(2) == [1, 2]
+        lease = q.lease()  # item 3, from segment 2, now the head: a LEASE record there
+        assert lease.item == 3
+        lease.release()
+        assert q.dequeue() == 3  # a DELETE record there
+    with dque.open("q", tmp_path) as q:
+        lease = q.lease()
+        assert (lease.item, lease.deliveries) == (4, 1)
+        lease.release()
+        assert q.dequeue_many(10) == [4, 5, 6, 7, 8]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _fs
-from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, encode_seal, scan, uncommitted
+from ._format import CHECKSUM_MISMATCH, SEAL_SIZE, TYPE_OFFSET, Damage, encode_seal, scan, uncommitted
 
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
@@ -101,6 +101,24 @@ class Segment:
         """
         seg = cls(qdir, number)
         seg.read_back(last=last, head=head)
+        return seg
+
+    @classmethod
+    def written(cls, qdir: str, number: int, payloads: list[bytes], end: int) -> Segment:
+        """A closed segment this handle wrote, untouched since, whose items are ``payloads`` and whose
+        records end at ``end``: what ``load`` would read back, without reading it (every item appended
+        is there, none deleted or leased), opened for the records that follow.
+
+        The next record goes at ``end``: after the seal if one was appended there since, else over the
+        zeros of room a failed trim left (never after them, where a scan would not reach it).
+        OSError (no descriptor): nothing changed.
+        """
+        seg = cls(qdir, number)
+        seg.open()
+        if seg.end != end + SEAL_SIZE:
+            seg.end = seg.cap = end  # (the first store reserves room, and maps it)
+        seg.added = len(payloads)
+        seg.pending = deque(zip(range(len(payloads)), payloads, strict=True))
         return seg
 
     def read_back(self, *, last: bool, head: bool = False) -> None:

@@ -40,6 +40,7 @@ from ._format import (
     ITEM,
     LEASE,
     SEAL_SIZE,
+    SMALL,
     UNCOMMITTED_DELETE_MARKER,
     encode_index_record,
     encode_seal,
@@ -54,6 +55,11 @@ CLEAN_NAME = "dque.clean"  # present while no handle has the queue open and the 
 # many waiting wake the background thread (or, with no thread, are done at once).
 _BACKGROUND_BATCH = 4
 _BACKGROUND_MAX = 256
+
+# The items of segments this handle wrote stay in memory, up to this many payload bytes, until
+# each segment is the head: then it is not read back (see _next_head). Small items only (a large
+# one costs little to read back, and much memory to keep).
+_CACHE_MAX = 8 << 20
 
 Decode = Callable[[bytes], Any] | None  # what a take makes of a payload (None: the payload itself)
 Entry = tuple[Segment, int, bytes, Any, bool]  # an item taken out: (segment, index, payload, item, in_order)
@@ -112,6 +118,17 @@ class SegmentStore:
         self.rolled: list[str] = []  # full segment files not synced yet (turbo)
         self.doomed: list[str] = []  # used segment files not deleted yet (turbo)
         self.unsealed: dict[str, tuple[int, int]] = {}  # rolled, not synced yet: path -> (items, end) for its seal
+        # Segments this handle wrote, between head and tail, untouched: their items, kept in memory so
+        # that the head moving on to one does not read it back. Bounded by cache_max payload bytes.
+        # (Payloads only, in order from index 0: bytes are not tracked by the garbage collector, where
+        # (index, payload) tuples made every enqueue 20% slower.)
+        # Bytes are counted as the segments' record bytes (``Segment.end``, kept by every store anyway).
+        self.cache: dict[int, tuple[list[bytes], int]] = {}  # number -> (its payloads, where its records end)
+        self.cache_max = min(_CACHE_MAX, config.segment_bytes or _CACHE_MAX)
+        self.cached_bytes = 0  # bytes of the segments in cache
+        self.tail_fresh = False  # the tail is one this handle created, and tail_payloads holds all of its items
+        self.tail_payloads: list[bytes] = []  # (while the tail is not the head)
+        self.tail_cap = 0  # the tail's items are kept while its bytes are under this: cache_max - cached_bytes
 
     def drop_all(self) -> None:
         """(A failed open.) Let go of every segment opened so far, now. Never raises."""
@@ -127,6 +144,7 @@ class SegmentStore:
         numbers = segment_numbers_on_disk(qdir)
         if not numbers:
             self.head = self.tail = Segment.create(qdir, 1, self.file_mode)
+            self._fresh_tail()
             _fs.sync_dir(qdir)
             self.size = 0
             return
@@ -138,6 +156,7 @@ class SegmentStore:
             tail.close()
             numbers.append(last + 1)
             tail = Segment.create(qdir, last + 1, self.file_mode)
+            self._fresh_tail()
             _fs.sync_dir(qdir)
         tail.open()
         self.tail = tail
@@ -244,8 +263,21 @@ class SegmentStore:
         if old is self.tail:
             return Segment.create(self.path, old.number + 1, self.file_mode)
         if self.middle:  # numbers may skip: a segment emptied while an older one lingered is gone
-            return Segment.load(self.path, self.middle[0], last=False, head=True)
+            number = self.middle[0]
+            cached = self.cache.get(number)
+            if cached is not None:  # (written by this handle, untouched since: its items are these)
+                payloads, end = cached
+                seg = Segment.written(self.path, number, payloads, end)  # (OSError: nothing changed)
+                del self.cache[number]
+                self.cached_bytes -= end
+                self.tail_cap += end
+                return seg
+            return Segment.load(self.path, number, last=False, head=True)
         tail = self.tail
+        if self.tail_fresh:  # (all its items are in tail_payloads)
+            tail.pending = deque(zip(range(len(self.tail_payloads)), self.tail_payloads, strict=True))
+            self.tail_payloads = []
+            return tail
         tail.read_back(last=True, head=True)  # (reads the file again: the counts it sets are the same)
         return tail
 
@@ -253,6 +285,7 @@ class SegmentStore:
         """Make ``nxt`` (from _next_head_locked) the head after ``old``. Cannot fail."""
         if old is self.tail:
             self.head = self.tail = nxt
+            self._fresh_tail()
             self.dir_dirty = True
             return
         if nxt is self.tail:
@@ -437,7 +470,11 @@ class SegmentStore:
             self.tail_uncounted = 0
             if live != self.segment_size:
                 self.middle_live[old.number] = live
+            if self.tail_fresh:
+                self.cache[old.number] = (self.tail_payloads, old.end)
+                self.cached_bytes += old.end
         self.tail = new
+        self._fresh_tail()
 
     def _seal(self, seg: Segment) -> None:
         """Store the seal of a full segment that holds only items, all synced (safe mode's roll). Never raises.
@@ -508,7 +545,8 @@ class SegmentStore:
             tail.append(chunk)
             room = stop - start
             if tail is not self.head:
-                pass
+                if self.tail_fresh:
+                    self._keep(tail, payloads[start:stop])
             elif room == 1:
                 tail.pending.append((tail.added, payloads[start]))
             else:
@@ -516,6 +554,23 @@ class SegmentStore:
             tail.added += room
         self.size += total
         self.write_seq += 1
+
+    def _keep(self, tail: Segment, payloads: list[bytes]) -> None:
+        """(A fresh tail, not the head, just appended to.) Keep its new items in memory too, within cache_max."""
+        if tail.end > self.tail_cap or max(map(len, payloads)) >= SMALL:
+            self._forget_tail()
+        else:
+            self.tail_payloads += payloads
+
+    def _forget_tail(self) -> None:
+        """Stop keeping the tail's items in memory (over the budget, or a large item): it will be read back."""
+        self.tail_payloads = []
+        self.tail_fresh = False
+
+    def _fresh_tail(self) -> None:
+        """The tail is a segment just created by this handle: keep its items, within the budget."""
+        self.tail_fresh, self.tail_payloads = True, []
+        self.tail_cap = self.cache_max - self.cached_bytes
 
     def _cuts(self, records: list[bytes]) -> list[int]:
         """Where ``records`` go: the end index of each segment's run, the current tail's first (maybe empty).
@@ -788,6 +843,11 @@ class SegmentStore:
         tail.store(record, ITEM, body)
         if tail is self.head:
             tail.pending.append((tail.added, payload))
+        elif self.tail_fresh:
+            if body or tail.end > self.tail_cap:
+                self._forget_tail()
+            else:
+                self.tail_payloads.append(payload)
         tail.added += 1
         self.size += 1
         self.write_seq += 1
