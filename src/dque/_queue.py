@@ -114,7 +114,9 @@ class DQue:
         A segment file holds at most ``segment_size`` items, and rolls over
         once its records take ``segment_bytes`` bytes (0: no byte bound): what
         a process keeps in memory of a queue is bounded by that, whatever the
-        size of the items.
+        size of the items, plus the small items (under 4 KiB) of the segments
+        this handle wrote, up to 8 MiB (at most ``segment_bytes``), kept so
+        that it does not read them back.
 
         ``max_deliveries`` (0: no limit) moves an item handed out that many
         times under a lease without an ack to the dead-letter queue
