@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _fs
-from ._format import CHECKSUM_MISMATCH, SEAL_SIZE, TYPE_OFFSET, Damage, encode_seal, scan, uncommitted
+from ._format import CHECKSUM_MISMATCH, TYPE_OFFSET, Damage, encode_seal, scan, uncommitted
 
 SUFFIX = ".seg"
 _GROW_MIN = 64 << 10  # bytes of room reserved at least, when a segment needs more
@@ -104,18 +104,20 @@ class Segment:
         return seg
 
     @classmethod
-    def written(cls, qdir: str, number: int, payloads: list[bytes], end: int) -> Segment:
+    def written(cls, qdir: str, number: int, payloads: list[bytes], end: int, trimmed: bool) -> Segment:
         """A closed segment this handle wrote, untouched since, whose items are ``payloads`` and whose
         records end at ``end``: what ``load`` would read back, without reading it (every item appended
         is there, none deleted or leased), opened for the records that follow.
 
-        The next record goes at ``end``: after the seal if one was appended there since, else over the
-        zeros of room a failed trim left (never after them, where a scan would not reach it).
+        ``trimmed``: its file was cut at ``end`` when it was closed, and it ends there or after a
+        turbo seal appended since (only ever to a file that ends at ``end``): the next record goes at
+        the file's end. Else a failed trim left zeros of reserved room after ``end`` (and no seal):
+        the next record goes at ``end``, over them, never after them, where a scan would not reach it.
         OSError (no descriptor): nothing changed.
         """
         seg = cls(qdir, number)
         seg.open()
-        if seg.end != end + SEAL_SIZE:
+        if not trimmed:
             seg.end = seg.cap = end  # (the first store reserves room, and maps it)
         seg.added = len(payloads)
         seg.pending = deque(zip(range(len(payloads)), payloads, strict=True))

@@ -64,6 +64,10 @@ _BACKGROUND_MAX = 256
 # each segment is the head: then it is not read back (see _next_head). Small items only (a large
 # one costs little to read back, and much memory to keep).
 _CACHE_MAX = 8 << 20
+# What a kept item and a kept segment cost in memory beyond their record bytes (a bytes object's
+# header and a list slot; a list, a tuple and a dict entry), counted against _CACHE_MAX.
+_ITEM_COST = 40
+_SEGMENT_COST = 256
 
 Decode = Callable[[bytes], Any] | None  # what a take makes of a payload (None: the payload itself)
 Entry = tuple[Segment, int, bytes, Any, bool]  # an item taken out: (segment, index, payload, item, in_order)
@@ -123,16 +127,18 @@ class SegmentStore:
         self.doomed: list[str] = []  # used segment files not deleted yet (turbo)
         self.unsealed: dict[str, tuple[int, int]] = {}  # rolled, not synced yet: path -> (items, end) for its seal
         # Segments this handle wrote, between head and tail, untouched: their items, kept in memory so
-        # that the head moving on to one does not read it back. Bounded by cache_max payload bytes.
-        # (Payloads only, in order from index 0: bytes are not tracked by the garbage collector, where
-        # (index, payload) tuples made every enqueue 20% slower.)
-        # Bytes are counted as the segments' record bytes (``Segment.end``, kept by every store anyway).
-        self.cache: dict[int, tuple[list[bytes], int]] = {}  # number -> (its payloads, where its records end)
+        # that the head moving on to one does not read it back. Bounded by cache_max bytes of memory,
+        # counted as a segment's record bytes (``Segment.end``, kept by every store anyway) plus
+        # _ITEM_COST an item and _SEGMENT_COST a segment. (Payloads only, in order from index 0:
+        # bytes are not tracked by the garbage collector, where (index, payload) tuples made every
+        # enqueue 20% slower.)
+        # number -> (its payloads, where its records end, whether its file was cut there, its cost)
+        self.cache: dict[int, tuple[list[bytes], int, bool, int]] = {}
         self.cache_max = min(_CACHE_MAX, config.segment_bytes or _CACHE_MAX)
-        self.cached_bytes = 0  # bytes of the segments in cache
+        self.cached_bytes = 0  # the cost of the segments in cache
         self.tail_fresh = False  # the tail is one this handle created, and tail_payloads holds all of its items
         self.tail_payloads: list[bytes] = []  # (while the tail is not the head)
-        self.tail_cap = 0  # the tail's items are kept while its bytes are under this: cache_max - cached_bytes
+        self.tail_cap = 0  # the tail's items are kept while their cost is under this (see _fresh_tail)
 
     def drop_all(self) -> None:
         """(A failed open.) Let go of every segment opened so far, now. Never raises."""
@@ -270,11 +276,11 @@ class SegmentStore:
             number = self.middle[0]
             cached = self.cache.get(number)
             if cached is not None:  # (written by this handle, untouched since: its items are these)
-                payloads, end = cached
-                seg = Segment.written(self.path, number, payloads, end)  # (OSError: nothing changed)
+                payloads, end, trimmed, cost = cached
+                seg = Segment.written(self.path, number, payloads, end, trimmed)  # (OSError: nothing changed)
                 del self.cache[number]
-                self.cached_bytes -= end
-                self.tail_cap += end
+                self.cached_bytes -= cost
+                self.tail_cap += cost
                 return seg
             return Segment.load(self.path, number, last=False, head=True)
         tail = self.tail
@@ -453,9 +459,11 @@ class SegmentStore:
             old.dirty = False
         if sealable and not self.turbo:
             self._seal(old)  # after the sync of everything before it (turbo: once it is synced)
+        trimmed = False
         if old is not self.head:
             try:
                 old.trim()  # drop its reserved room
+                trimmed = True
             except OSError:
                 pass  # the room stays (zeros after the last record); the next open cuts it
         if old.fd >= 0 and old.dirty and self.turbo:
@@ -475,8 +483,9 @@ class SegmentStore:
             if live != self.segment_size:
                 self.middle_live[old.number] = live
             if self.tail_fresh:
-                self.cache[old.number] = (self.tail_payloads, old.end)
-                self.cached_bytes += old.end
+                cost = old.end + _ITEM_COST * old.added + _SEGMENT_COST
+                self.cache[old.number] = (self.tail_payloads, old.end, trimmed, cost)
+                self.cached_bytes += cost
         self.tail = new
         self._fresh_tail()
 
@@ -561,7 +570,7 @@ class SegmentStore:
 
     def _keep(self, tail: Segment, payloads: list[bytes]) -> None:
         """(A fresh tail, not the head, just appended to.) Keep its new items in memory too, within cache_max."""
-        if tail.end > self.tail_cap or max(map(len, payloads)) >= SMALL:
+        if tail.end + _ITEM_COST * tail.added > self.tail_cap or max(map(len, payloads)) >= SMALL:
             self._forget_tail()
         else:
             self.tail_payloads += payloads
@@ -574,7 +583,7 @@ class SegmentStore:
     def _fresh_tail(self) -> None:
         """The tail is a segment just created by this handle: keep its items, within the budget."""
         self.tail_fresh, self.tail_payloads = True, []
-        self.tail_cap = self.cache_max - self.cached_bytes
+        self.tail_cap = self.cache_max - self.cached_bytes - _SEGMENT_COST
 
     def _cuts(self, records: list[bytes]) -> list[int]:
         """Where ``records`` go: the end index of each segment's run, the current tail's first (maybe empty).
@@ -848,7 +857,7 @@ class SegmentStore:
         if tail is self.head:
             tail.pending.append((tail.added, payload))
         elif self.tail_fresh:
-            if body or tail.end > self.tail_cap:
+            if body or tail.end + _ITEM_COST * tail.added > self.tail_cap:
                 self._forget_tail()
             else:
                 self.tail_payloads.append(payload)
