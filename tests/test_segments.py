@@ -299,3 +299,29 @@ def test_records_after_a_failed_trim_go_where_a_reopen_reads_them(tmp_path, monk
         assert (lease.item, lease.deliveries) == (4, 1)
         lease.release()
         assert q.dequeue_many(10) == [4, 5, 6, 7, 8]
+
+
+def test_a_tail_that_was_the_head_before_a_reopen_gets_no_seal(tmp_path):
+    """After a reopen the head can be an older segment again (a lease that was out comes back), and the
+    tail one that was the head before, with items deleted: when it rolls it must not get a seal (a seal
+    counts every item record as live), or an open after a crash counts the deleted items. Turbo mode
+    seals in the background; safe mode checked this already. (Found by stress/power_cut.py.)"""
+    script = (
+        "import dque, os, signal\n"
+        f"d = {str(tmp_path)!r}\n"
+        "q = dque.new('q', d, segment_size=3, turbo=True)\n"
+        "q.enqueue_many(range(5))\n"  # segment 1: 0 1 2; segment 2: 3 4
+        "q.lease()\n"  # 0, out: segment 1 stays
+        "assert q.dequeue_many(3) == [1, 2, 3]\n"  # segment 2 is the head: a DELETE in it
+        "q.close()\n"
+        "q = dque.open('q', d, turbo=True)\n"  # the head is segment 1 again (0 is back); the tail segment 2
+        "q.enqueue(5)\n"  # into segment 2, full now
+        "q.enqueue(6)\n"  # segment 2 rolls, between head and tail now
+        "q.turbo_sync()\n"  # synced: a seal would be written now
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    with dque.open("q", tmp_path) as q:
+        assert q.size() == 4
+        assert q.dequeue_many(10) == [0, 4, 5, 6]

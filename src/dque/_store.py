@@ -449,7 +449,10 @@ class SegmentStore:
         if new is None:
             new = Segment.create(self.path, old.number + 1, self.file_mode)  # first: if this fails, nothing changed
         self.dir_dirty = True
-        sealable = old is not self.head and self.seals
+        # A seal counts every item record before it as live: only a segment that holds nothing else gets
+        # one (a tail that was the head before a reopen, the head going back to an older segment whose
+        # lease came back, holds deletes and delivery counts).
+        sealable = old is not self.head and self.seals and not old.removed and not old.deliveries
         if old.fd >= 0 and old.dirty and not self.turbo:
             try:
                 _fs.datasync(old.fd)
