@@ -31,7 +31,7 @@ from time import monotonic
 from typing import Any
 
 from . import _config, _fs, _opening
-from ._args import check_int, check_timeout
+from ._args import check_int, check_seconds, check_timeout
 from ._commit import GroupCommit
 from ._format import (
     ACK,
@@ -807,10 +807,7 @@ class DQue:
         if block:
             check_timeout(timeout)
         if ttl is not None:
-            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-                raise TypeError(f"ttl must be a number or None, not {type(ttl).__name__}")
-            if not ttl > 0:
-                raise ValueError("ttl must be > 0")
+            ttl = check_seconds(ttl, "ttl")
         with self._mutex:
             self._check_open()
             self._check_shutdown_locked(take=True)
@@ -1047,16 +1044,15 @@ class DQue:
         background thread syncs at most that long after a change, even while
         the queue is idle. ``float('inf')`` leaves syncing to the OS.
         """
-        if max_delay is None:
-            max_delay = DEFAULT_MAX_DELAY
-        if isinstance(max_delay, bool) or not isinstance(max_delay, (int, float)):
-            raise TypeError(f"max_delay must be a number or None, not {type(max_delay).__name__}")
-        if not max_delay > 0:
-            raise ValueError("max_delay must be > 0 (use turbo_off() for a sync on every call)")
+        delay = (
+            DEFAULT_MAX_DELAY
+            if max_delay is None
+            else check_seconds(max_delay, "max_delay", " (use turbo_off() for a sync on every call)")
+        )
         with self._mutex:
             self._check_open()
             self._turbo = self._store.turbo = True
-            self._max_delay = float(max_delay)
+            self._max_delay = delay
         if self._max_delay == float("inf"):
             self._stop_syncer()  # the OS decides; full segments are synced in batches by the callers
         else:
